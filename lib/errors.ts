@@ -1,0 +1,161 @@
+/**
+ * Errors that users of orrery handle. Each carries a stable `code` and a static `is()` guard that
+ * works across duplicated copies of the package (it checks the code, not the prototype), in the
+ * manner of undici's `UND_ERR_*` errors.
+ *
+ * Broken invariants are not here: they are {@link AssertionFailure}s from `lib/assert.ts`, which
+ * stop the member and are never caught.
+ */
+
+/** Every stable error code orrery produces. */
+export type OrreryErrorCode =
+  | "ORRERY_NOT_LEADER"
+  | "ORRERY_DROPPED"
+  | "ORRERY_CONFIG"
+  | "ORRERY_CODEC"
+  | "ORRERY_TIMEOUT"
+  | "ORRERY_INVALID_REQUEST";
+
+function hasCode(error: unknown, code: OrreryErrorCode): boolean {
+  return (
+    typeof error === "object" &&
+    error !== null &&
+    (error as { code?: unknown }).code === code
+  );
+}
+
+/** Base class of every error orrery expects callers to handle. */
+export abstract class OrreryError extends Error {
+  /** A stable, machine-readable code, e.g. `ORRERY_NOT_LEADER`. */
+  abstract readonly code: OrreryErrorCode;
+
+  /** True for any orrery error, whichever copy of the package created it. */
+  static isOrreryError(error: unknown): error is OrreryError {
+    const code: unknown = error instanceof Error ? (error as { code?: unknown }).code : undefined;
+    return typeof code === "string" && code.startsWith("ORRERY_");
+  }
+}
+
+/**
+ * A proposal or request reached a member that is not the leader.
+ * `leaderHint` names the member this one believes leads, or is `null` when it knows none.
+ */
+export class NotLeaderError extends OrreryError {
+  readonly code = "ORRERY_NOT_LEADER" as const;
+  /** The id of the member believed to be leader, or `null` if unknown. */
+  readonly leaderHint: string | null;
+
+  constructor(leaderHint: string | null) {
+    super(
+      leaderHint === null
+        ? "not the leader, and no leader is known"
+        : `not the leader; the leader is believed to be ${leaderHint}`,
+    );
+    this.name = "NotLeaderError";
+    this.leaderHint = leaderHint;
+  }
+
+  /** Guard: `NotLeaderError.is(e)` narrows `e`. */
+  static is(error: unknown): error is NotLeaderError {
+    return hasCode(error, "ORRERY_NOT_LEADER");
+  }
+}
+
+/** Why a leader refused a proposal it would otherwise have taken. */
+export type DropReason =
+  | "uncommitted-bytes-max"
+  | "leadership-transfer"
+  | "proposal-bytes-max";
+
+/**
+ * A leader refused a proposal: it would exceed a limit, or leadership is being transferred.
+ * Nothing was appended; the caller may retry (after the transfer, or once the backlog commits).
+ */
+export class ProposalDroppedError extends OrreryError {
+  readonly code = "ORRERY_DROPPED" as const;
+  /** Which rule refused the proposal. */
+  readonly reason: DropReason;
+
+  constructor(reason: DropReason, detail: string) {
+    super(`proposal dropped (${reason}): ${detail}`);
+    this.name = "ProposalDroppedError";
+    this.reason = reason;
+  }
+
+  /** Guard: `ProposalDroppedError.is(e)` narrows `e`. */
+  static is(error: unknown): error is ProposalDroppedError {
+    return hasCode(error, "ORRERY_DROPPED");
+  }
+}
+
+/** A configuration value is missing or out of range. `field` names it. */
+export class ConfigError extends OrreryError {
+  readonly code = "ORRERY_CONFIG" as const;
+  /** The configuration field at fault, e.g. `heartbeatTicks`. */
+  readonly field: string;
+
+  constructor(field: string, why: string) {
+    super(`invalid config: ${field} ${why}`);
+    this.name = "ConfigError";
+    this.field = field;
+  }
+
+  /** Guard: `ConfigError.is(e)` narrows `e`. */
+  static is(error: unknown): error is ConfigError {
+    return hasCode(error, "ORRERY_CONFIG");
+  }
+}
+
+/**
+ * Bytes could not be decoded into a valid value: not msgpack, an unknown message type, a missing
+ * or mistyped field, or a value out of range. Nothing half-decoded is ever returned.
+ */
+export class CodecError extends OrreryError {
+  readonly code = "ORRERY_CODEC" as const;
+  /** Where in the value the problem was found, e.g. `message.entries[3].term`. */
+  readonly path: string;
+
+  constructor(path: string, why: string) {
+    super(`cannot decode ${path}: ${why}`);
+    this.name = "CodecError";
+    this.path = path;
+  }
+
+  /** Guard: `CodecError.is(e)` narrows `e`. */
+  static is(error: unknown): error is CodecError {
+    return hasCode(error, "ORRERY_CODEC");
+  }
+}
+
+/** An operation did not complete within its deadline. Its outcome is unknown. */
+export class TimeoutError extends OrreryError {
+  readonly code = "ORRERY_TIMEOUT" as const;
+
+  constructor(what: string, timeoutMs: number) {
+    super(`${what} timed out after ${timeoutMs} ms; its outcome is unknown`);
+    this.name = "TimeoutError";
+  }
+
+  /** Guard: `TimeoutError.is(e)` narrows `e`. */
+  static is(error: unknown): error is TimeoutError {
+    return hasCode(error, "ORRERY_TIMEOUT");
+  }
+}
+
+/**
+ * A request that can never succeed as asked: a leadership transfer to a member that is not a voter,
+ * a malformed argument. `reason` says which rule it broke.
+ */
+export class InvalidRequestError extends OrreryError {
+  readonly code = "ORRERY_INVALID_REQUEST" as const;
+
+  constructor(readonly reason: string) {
+    super(`invalid request: ${reason}`);
+    this.name = "InvalidRequestError";
+  }
+
+  /** Guard: `InvalidRequestError.is(e)` narrows `e`. */
+  static is(error: unknown): error is InvalidRequestError {
+    return hasCode(error, "ORRERY_INVALID_REQUEST");
+  }
+}

@@ -1,0 +1,182 @@
+/**
+ * Configuration of one Raft member: defaults and a single validation, so that every limit is
+ * checked once, at construction, with an error that names the field and says why.
+ */
+import { ConfigError } from "../errors.ts";
+import type { NodeId } from "./messages.ts";
+
+/** A fully specified, validated configuration. Build one with {@link resolveConfig}. */
+export interface RaftConfig {
+  /** This member's id. */
+  readonly id: NodeId;
+  /**
+   * The voting members when the member starts with an empty log. Sorted and de-duplicated by
+   * {@link resolveConfig}.
+   */
+  readonly voters: readonly NodeId[];
+  /**
+   * Ticks a follower waits without hearing from a leader before it campaigns. The actual timeout is
+   * drawn from `[electionTicks, 2 * electionTicks)` each time it is reset.
+   * @defaultValue 10
+   */
+  readonly electionTicks: number;
+  /**
+   * Ticks between heartbeats from a leader. Must be less than `electionTicks`.
+   * @defaultValue 1
+   */
+  readonly heartbeatTicks: number;
+  /**
+   * Randomness for election timeouts: returns a number in `[0, 1)`. Injected so that a seeded
+   * simulation is exact; a host passes `Math.random`.
+   */
+  readonly random: () => number;
+  /**
+   * Run a pre-vote round before raising the term, so that a member that was partitioned away cannot
+   * disrupt a stable leader when it rejoins.
+   * @defaultValue true
+   */
+  readonly preVote: boolean;
+  /**
+   * A leader that has not heard from a quorum within an election timeout steps down, and a follower
+   * that has heard from a leader within the election timeout ignores vote requests.
+   * @defaultValue true
+   */
+  readonly checkQuorum: boolean;
+  /**
+   * Append messages in flight to one follower in the replicate state before the leader waits for
+   * acknowledgements.
+   * @defaultValue 256
+   */
+  readonly inflightMessagesMax: number;
+  /**
+   * Entry bytes in one append message (at least one entry is always sent, however large).
+   * @defaultValue 1048576 (1 MiB)
+   */
+  readonly messageBytesMax: number;
+  /**
+   * Bytes of proposed but not yet committed entries a leader holds before it drops new proposals.
+   * @defaultValue 67108864 (64 MiB)
+   */
+  readonly uncommittedBytesMax: number;
+  /**
+   * Bytes of one proposal's data.
+   * @defaultValue 8388608 (8 MiB)
+   */
+  readonly proposalBytesMax: number;
+  /**
+   * Bytes of committed entries handed to the host in one `Ready` (at least one entry always is).
+   * @defaultValue 16777216 (16 MiB)
+   */
+  readonly applyBytesMax: number;
+  /**
+   * Messages a member queues for the host between two `ready()` calls; beyond it, messages are
+   * dropped (Raft tolerates lost messages, and its retries resend them).
+   * @defaultValue 4096
+   */
+  readonly outboxMessagesMax: number;
+}
+
+/** The input to {@link resolveConfig}: `id`, `voters` and `random` are required, the rest default. */
+export type RaftConfigInput = Pick<RaftConfig, "id" | "voters" | "random"> &
+  Partial<Omit<RaftConfig, "id" | "voters" | "random">>;
+
+/** Defaults for every optional field of {@link RaftConfig}. */
+export const RAFT_CONFIG_DEFAULTS = {
+  electionTicks: 10,
+  heartbeatTicks: 1,
+  preVote: true,
+  checkQuorum: true,
+  inflightMessagesMax: 256,
+  messageBytesMax: 1024 * 1024,
+  uncommittedBytesMax: 64 * 1024 * 1024,
+  proposalBytesMax: 8 * 1024 * 1024,
+  applyBytesMax: 16 * 1024 * 1024,
+  outboxMessagesMax: 4096,
+} as const satisfies Partial<RaftConfig>;
+
+/** Members a configuration may list; Raft clusters beyond this gain nothing and slow every commit. */
+export const VOTERS_MAX = 9;
+
+/** Applies defaults to `input` and validates the result. Throws {@link ConfigError}. */
+export function resolveConfig(input: RaftConfigInput): RaftConfig {
+  const config: RaftConfig = {
+    ...RAFT_CONFIG_DEFAULTS,
+    ...stripUndefined(input),
+    voters: [...new Set(input.voters)].sort(),
+  };
+  validateConfig(config, input.voters);
+  return config;
+}
+
+function stripUndefined<T extends object>(value: T): T {
+  const out: Record<string, unknown> = {};
+  for (const [key, field] of Object.entries(value)) if (field !== undefined) out[key] = field;
+  return out as T;
+}
+
+function validateConfig(config: RaftConfig, votersGiven: readonly NodeId[]): void {
+  if (typeof config.id !== "string" || config.id.length === 0) {
+    throw new ConfigError("id", "must be a non-empty string");
+  }
+  if (!Array.isArray(votersGiven) || votersGiven.length === 0) {
+    throw new ConfigError("voters", "must list at least one member");
+  }
+  for (const voter of votersGiven) {
+    if (typeof voter !== "string" || voter.length === 0) {
+      throw new ConfigError("voters", `must hold non-empty strings, got ${JSON.stringify(voter)}`);
+    }
+  }
+  if (config.voters.length !== votersGiven.length) {
+    throw new ConfigError("voters", "lists a member twice");
+  }
+  if (config.voters.length > VOTERS_MAX) {
+    throw new ConfigError("voters", `lists ${config.voters.length} members; at most ${VOTERS_MAX}`);
+  }
+  if (typeof config.random !== "function") {
+    throw new ConfigError("random", "must be a function returning a number in [0, 1)");
+  }
+  requireInteger(config, "electionTicks", 2);
+  requireInteger(config, "heartbeatTicks", 1);
+  if (config.heartbeatTicks >= config.electionTicks) {
+    throw new ConfigError(
+      "heartbeatTicks",
+      `(${config.heartbeatTicks}) must be less than electionTicks (${config.electionTicks}), ` +
+        "or followers time out between heartbeats",
+    );
+  }
+  requireBoolean(config, "preVote");
+  requireBoolean(config, "checkQuorum");
+  requireInteger(config, "inflightMessagesMax", 1);
+  requireInteger(config, "messageBytesMax", 1);
+  requireInteger(config, "proposalBytesMax", 1);
+  requireInteger(config, "uncommittedBytesMax", 1);
+  requireInteger(config, "applyBytesMax", 1);
+  requireInteger(config, "outboxMessagesMax", 16);
+  if (config.proposalBytesMax > config.uncommittedBytesMax) {
+    throw new ConfigError(
+      "proposalBytesMax",
+      `(${config.proposalBytesMax}) must not exceed uncommittedBytesMax ` +
+        `(${config.uncommittedBytesMax}), or a single proposal could never be taken`,
+    );
+  }
+}
+
+type NumericField = {
+  [K in keyof RaftConfig]: RaftConfig[K] extends number ? K : never;
+}[keyof RaftConfig];
+type BooleanField = {
+  [K in keyof RaftConfig]: RaftConfig[K] extends boolean ? K : never;
+}[keyof RaftConfig];
+
+function requireInteger(config: RaftConfig, field: NumericField, min: number): void {
+  const value: unknown = config[field];
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min) {
+    throw new ConfigError(field, `must be an integer >= ${min}, got ${String(value)}`);
+  }
+}
+
+function requireBoolean(config: RaftConfig, field: BooleanField): void {
+  if (typeof config[field] !== "boolean") {
+    throw new ConfigError(field, `must be a boolean, got ${String(config[field])}`);
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * The data the Raft core exchanges: log entries, the hard state a member persists, and the
+ * messages members send each other. Messages form one discriminated union keyed on `type`; every
+ * `switch` over it ends in an exhaustiveness check.
+ */
+
+/** A member's id, e.g. `"n1"`. Ids are compared as strings and sorted with `<`. */
+export type NodeId = string;
+
+/** The kinds of log entry. */
+export type EntryType = "normal";
+
+/** One log entry. `data` is opaque to Raft; a new leader appends an entry with empty `data`. */
+export interface Entry {
+  /** The term of the leader that created the entry. */
+  readonly term: number;
+  /** The position in the log, from 1. */
+  readonly index: number;
+  /** What the entry carries. */
+  readonly type: EntryType;
+  /** The command, as bytes the state machine understands. */
+  readonly data: Uint8Array;
+}
+
+/** What a member must persist before it sends any message that depends on it. */
+export interface HardState {
+  /** The latest term this member has seen. */
+  readonly term: number;
+  /** Whom this member voted for in `term`, or `null`. */
+  readonly vote: NodeId | null;
+  /** The highest log index known to be committed. */
+  readonly commit: number;
+}
+
+/** Fields every message carries. */
+interface MessageBase {
+  /** The sender. */
+  readonly from: NodeId;
+  /** The addressee. */
+  readonly to: NodeId;
+  /**
+   * The sender's term; for `requestPreVote` the term the sender would campaign in, and for a
+   * granted `preVoteResponse` the term it grants.
+   */
+  readonly term: number;
+}
+
+/** Leader -> follower: entries following (`prevIndex`, `prevTerm`), and the leader's commit index. */
+export interface AppendMessage extends MessageBase {
+  readonly type: "append";
+  readonly prevIndex: number;
+  readonly prevTerm: number;
+  readonly entries: readonly Entry[];
+  readonly commit: number;
+}
+
+/**
+ * Follower -> leader: the answer to an `append`. When accepted, `index` is the last index now known
+ * to match the leader's log. When rejected, `index` is the `prevIndex` that did not match, and
+ * (`rejectHint`, `rejectHintTerm`) is the follower's last entry at or below it whose term is at most
+ * the leader's `prevTerm`: the leader can skip a whole conflicting term in one round trip.
+ */
+export interface AppendResponseMessage extends MessageBase {
+  readonly type: "appendResponse";
+  readonly index: number;
+  readonly reject: boolean;
+  readonly rejectHint: number;
+  readonly rejectHintTerm: number;
+}
+
+/** Leader -> follower: "I am still leader"; carries a commit index the follower can safely use. */
+export interface HeartbeatMessage extends MessageBase {
+  readonly type: "heartbeat";
+  readonly commit: number;
+}
+
+/** Follower -> leader: the answer to a heartbeat. */
+export interface HeartbeatResponseMessage extends MessageBase {
+  readonly type: "heartbeatResponse";
+}
+
+/**
+ * Candidate -> voter: a request for a vote (`requestVote`) or, before a real election, for a
+ * non-binding pre-vote (`requestPreVote`) that changes no one's term.
+ */
+export interface RequestVoteMessage extends MessageBase {
+  readonly type: "requestVote" | "requestPreVote";
+  readonly lastIndex: number;
+  readonly lastTerm: number;
+  /**
+   * Set when the election was started by a leadership transfer: voters grant it even if they heard
+   * from the current leader recently, since that leader asked for it.
+   */
+  readonly transfer: boolean;
+}
+
+/** Voter -> candidate: the answer to `requestVote` or `requestPreVote`. */
+export interface VoteResponseMessage extends MessageBase {
+  readonly type: "voteResponse" | "preVoteResponse";
+  readonly reject: boolean;
+}
+
+/** Leader -> transfer target: "campaign now", the last step of a leadership transfer. */
+export interface TimeoutNowMessage extends MessageBase {
+  readonly type: "timeoutNow";
+}
+
+/** Every message one member sends another. */
+export type Message =
+  | AppendMessage
+  | AppendResponseMessage
+  | HeartbeatMessage
+  | HeartbeatResponseMessage
+  | RequestVoteMessage
+  | VoteResponseMessage
+  | TimeoutNowMessage;
+
+/** The `type` of every message. */
+export type MessageType = Message["type"];
+
+/** All message types, in a fixed order (the codec numbers them by this order). */
+export const MESSAGE_TYPES: readonly MessageType[] = [
+  "append",
+  "appendResponse",
+  "heartbeat",
+  "heartbeatResponse",
+  "requestVote",
+  "requestPreVote",
+  "voteResponse",
+  "preVoteResponse",
+  "timeoutNow",
+];
+
+/** Bytes an entry is counted as beyond its data, for size limits (term, index, type, framing). */
+export const ENTRY_OVERHEAD_BYTES = 24;
+
+/** The size an entry counts for against byte limits. */
+export function entryBytes(entry: Entry): number {
+  return entry.data.byteLength + ENTRY_OVERHEAD_BYTES;
+}

@@ -1,0 +1,762 @@
+/**
+ * The Raft state machine of one member: terms, votes, roles, replication and commit. It only
+ * steps: `tick()` turns an expired timer into a local message fed to the same dispatch as network
+ * messages, and each role has its own step function, swapped on role change. Output is data: the
+ * `outbox` of messages and the log's unstable and committed entries, collected by `RaftNode`.
+ *
+ * Pure: no I/O, no clock, no global randomness. See DESIGN.md §2.
+ */
+import { assert, unreachable } from "../assert.ts";
+import { InvalidRequestError, NotLeaderError, ProposalDroppedError } from "../errors.ts";
+import type { RaftConfig } from "./config.ts";
+import { RaftLog } from "./log.ts";
+import {
+  entryBytes,
+  type AppendMessage,
+  type AppendResponseMessage,
+  type Entry,
+  type HardState,
+  type HeartbeatMessage,
+  type Message,
+  type NodeId,
+  type RequestVoteMessage,
+  type VoteResponseMessage,
+} from "./messages.ts";
+import { Progress } from "./progress.ts";
+import { committedIndex, isQuorum, voteResult } from "./quorum.ts";
+import { validateMessage } from "./validate.ts";
+
+/** The role a member plays in its current term. */
+export type Role = "follower" | "preCandidate" | "candidate" | "leader";
+
+/** Messages the member sends itself: timer expiries. They never cross the network. */
+type LocalMessage =
+  | { readonly type: "hup"; readonly transfer: boolean }
+  | { readonly type: "beat" }
+  | { readonly type: "checkQuorum" };
+
+/** Network messages that reach a role's step function (vote requests are handled for all roles). */
+type RoleMessage = Exclude<Message, RequestVoteMessage>;
+
+/** What a member restarts from: the state its host persisted. */
+export interface RestoredState {
+  readonly hardState: HardState;
+  /** The persisted log, from index 1 (until snapshots, issue #4). */
+  readonly entries: readonly Entry[];
+  /** The index the host's state machine has already applied, if it kept its state. @defaultValue 0 */
+  readonly applied?: number;
+}
+
+/** Counters for things a member refused or dropped; useful for metrics and tests. */
+export interface RaftCounters {
+  /** Messages refused by validation (malformed, or addressed elsewhere). */
+  invalidMessages: number;
+  /** Messages dropped because the outbox was full. */
+  outboxDropped: number;
+  /** Elections this member started (real ones, not pre-votes). */
+  campaigns: number;
+}
+
+const EMPTY = new Uint8Array(0);
+
+function isVoteRequest(message: Message): message is RequestVoteMessage {
+  return message.type === "requestVote" || message.type === "requestPreVote";
+}
+
+/** One member's Raft state. Drive it through `RaftNode`; this class is its engine. */
+export class Raft {
+  readonly id: NodeId;
+  readonly config: RaftConfig;
+  readonly log: RaftLog;
+  /** Voting members, sorted so that iteration order never depends on insertion order. */
+  voters: readonly NodeId[];
+
+  term = 0;
+  vote: NodeId | null = null;
+  /** The leader of `term` as far as this member knows, or `null`. */
+  lead: NodeId | null = null;
+  role: Role = "follower";
+
+  // invariant: electionElapsed counts ticks since the last reset, a leader contact or a vote grant
+  electionElapsed = 0;
+  heartbeatElapsed = 0;
+  // invariant: electionTicks <= randomizedElectionTimeout < 2 * electionTicks
+  randomizedElectionTimeout = 0;
+
+  /** Leader only: the member leadership is being handed to, or `null`. */
+  leadTransferee: NodeId | null = null;
+  /** Leader only: bytes of entries this leader appended that are not yet committed. */
+  uncommittedBytes = 0;
+  /** Leader only: the first index this leader appended (its empty entry). */
+  private leaderFirstIndex = 0;
+
+  private readonly progress = new Map<NodeId, Progress>();
+  private readonly votes = new Map<NodeId, boolean>();
+
+  /** Messages waiting for the host to send them, oldest first. */
+  outbox: Message[] = [];
+  readonly counters: RaftCounters = { invalidMessages: 0, outboxDropped: 0, campaigns: 0 };
+
+  private stepRole: (message: RoleMessage) => void = this.stepFollower;
+  private tickRole: () => void = this.tickElection;
+
+  constructor(config: RaftConfig, restored?: RestoredState) {
+    this.id = config.id;
+    this.config = config;
+    this.voters = config.voters;
+    if (restored === undefined) {
+      this.log = new RaftLog();
+    } else {
+      this.log = RaftLog.restore(restored.entries, restored.hardState.commit);
+      this.log.appliedTo(Math.min(restored.applied ?? 0, this.log.committed));
+      this.term = restored.hardState.term;
+      this.vote = restored.hardState.vote;
+    }
+    this.becomeFollower(this.term, null);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Inputs
+
+  /** Advances logical time by one tick. */
+  tick(): void {
+    this.tickRole();
+  }
+
+  /**
+   * Handles a message from a peer. Malformed messages, or ones addressed to another member, are
+   * counted in `counters.invalidMessages` and otherwise ignored: input never crashes a member.
+   */
+  step(message: Message): void {
+    const problem = validateMessage(message, this.id);
+    if (problem !== null) {
+      this.counters.invalidMessages += 1;
+      return;
+    }
+    if (!this.stepTerm(message)) return;
+    if (isVoteRequest(message)) this.handleVoteRequest(message);
+    else this.stepRole(message);
+  }
+
+  /** Starts an election now, as if the election timer had expired (with pre-vote if enabled). */
+  campaign(): void {
+    this.stepLocal({ type: "hup", transfer: false });
+  }
+
+  /**
+   * Appends `data` as a new entry if this member leads. Returns the entry's index and term; the
+   * entry is committed only once a quorum has persisted it, which the host learns when it appears
+   * among a `Ready`'s committed entries.
+   * @throws NotLeaderError when this member does not lead (with `leaderHint`).
+   * @throws ProposalDroppedError during a leadership transfer or when a byte limit would be passed.
+   */
+  propose(data: Uint8Array): { index: number; term: number } {
+    if (this.role !== "leader") throw new NotLeaderError(this.lead);
+    if (this.leadTransferee !== null) {
+      throw new ProposalDroppedError(
+        "leadership-transfer",
+        `leadership is being transferred to ${this.leadTransferee}`,
+      );
+    }
+    if (data.byteLength > this.config.proposalBytesMax) {
+      throw new ProposalDroppedError(
+        "proposal-bytes-max",
+        `${data.byteLength} bytes exceeds proposalBytesMax (${this.config.proposalBytesMax})`,
+      );
+    }
+    const entry: Entry = { term: this.term, index: this.log.lastIndex() + 1, type: "normal", data };
+    const bytes = entryBytes(entry);
+    if (this.uncommittedBytes + bytes > this.config.uncommittedBytesMax) {
+      throw new ProposalDroppedError(
+        "uncommitted-bytes-max",
+        `${this.uncommittedBytes} uncommitted bytes plus ${bytes} exceeds uncommittedBytesMax ` +
+          `(${this.config.uncommittedBytesMax}); retry once the backlog commits`,
+      );
+    }
+    this.appendAsLeader([entry]);
+    this.broadcastAppend();
+    return { index: entry.index, term: entry.term };
+  }
+
+  /**
+   * Starts handing leadership to `to`: it is brought up to date, then told to campaign at once.
+   * Proposals are dropped until the transfer ends; it is abandoned after an election timeout.
+   * @throws NotLeaderError when this member does not lead.
+   * @throws InvalidRequestError when `to` is not a voter.
+   */
+  transferLeadership(to: NodeId): void {
+    if (this.role !== "leader") throw new NotLeaderError(this.lead);
+    if (!this.voters.includes(to)) {
+      throw new InvalidRequestError(`cannot transfer leadership to ${to}: not a voter`);
+    }
+    if (to === this.id || to === this.leadTransferee) return;
+    this.leadTransferee = to;
+    // The transfer must finish within one election timeout, counted from now.
+    this.electionElapsed = 0;
+    const progress = this.progressOf(to);
+    if (progress.match === this.log.lastIndex()) this.sendTimeoutNow(to);
+    else this.sendAppend(to);
+  }
+
+  /** Called by the host side once entries up to (`index`, `term`) are durable. */
+  persisted(index: number, term: number): void {
+    this.log.stableTo(index, term);
+    if (this.role !== "leader") return;
+    const self = this.progressOf(this.id);
+    if (self.maybeUpdate(this.log.stableIndex()) && this.maybeCommit()) this.broadcastAppend();
+  }
+
+  /** The state a host must persist. */
+  hardState(): HardState {
+    return { term: this.term, vote: this.vote, commit: this.log.committed };
+  }
+
+  /** The leader's view of `id`'s log, for status reports and tests; `undefined` unless leading. */
+  progressFor(id: NodeId): Readonly<Progress> | undefined {
+    return this.role === "leader" ? this.progress.get(id) : undefined;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Terms and votes, common to every role
+
+  /**
+   * Applies the term rules to `message`. Returns false when the message must go no further (it is
+   * stale, or a vote request to be ignored while a leader is known).
+   */
+  private stepTerm(message: Message): boolean {
+    if (message.term > this.term) {
+      if (message.type === "requestVote" || message.type === "requestPreVote") {
+        // CheckQuorum's lease: a member that heard from a leader within the election timeout
+        // ignores vote requests, so a member that was partitioned away cannot depose it.
+        const inLease =
+          this.config.checkQuorum &&
+          this.lead !== null &&
+          this.electionElapsed < this.config.electionTicks;
+        if (inLease && !message.transfer) return false;
+      }
+      if (message.type === "requestPreVote") {
+        // A pre-vote request carries the term the sender would campaign in; it changes no term.
+      } else if (message.type === "preVoteResponse" && !message.reject) {
+        // A granted pre-vote carries our own future term; it makes us no follower.
+      } else {
+        const leader =
+          message.type === "append" || message.type === "heartbeat" ? message.from : null;
+        this.becomeFollower(message.term, leader);
+      }
+      return true;
+    }
+    if (message.term < this.term) {
+      this.answerStale(message);
+      return false;
+    }
+    return true;
+  }
+
+  /** Answers a message from an older term where the answer helps the sender catch up. */
+  private answerStale(message: Message): void {
+    if (
+      (this.config.checkQuorum || this.config.preVote) &&
+      (message.type === "append" || message.type === "heartbeat")
+    ) {
+      // A deposed leader (or a member cut off with pre-vote on) learns our term from this and
+      // steps down; without it, it could keep its stale leadership forever.
+      this.send({
+        type: "appendResponse",
+        from: this.id,
+        to: message.from,
+        term: this.term,
+        index: 0,
+        reject: false,
+        rejectHint: 0,
+        rejectHintTerm: 0,
+      });
+    } else if (message.type === "requestPreVote") {
+      // Reject with our term, so a pre-candidate that fell behind learns it.
+      this.sendVoteResponse(message, this.term, true);
+    }
+  }
+
+  private handleVoteRequest(message: RequestVoteMessage): void {
+    const canVote =
+      this.vote === message.from ||
+      (this.vote === null && this.lead === null) ||
+      (message.type === "requestPreVote" && message.term > this.term);
+    if (canVote && this.log.isUpToDate(message.lastIndex, message.lastTerm)) {
+      this.sendVoteResponse(message, message.term, false);
+      if (message.type === "requestVote") {
+        this.electionElapsed = 0;
+        this.vote = message.from;
+      }
+    } else {
+      this.sendVoteResponse(message, this.term, true);
+    }
+  }
+
+  private sendVoteResponse(request: RequestVoteMessage, term: number, reject: boolean): void {
+    this.send({
+      type: request.type === "requestVote" ? "voteResponse" : "preVoteResponse",
+      from: this.id,
+      to: request.from,
+      term,
+      reject,
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Role changes
+
+  /** Resets per-term state; a new term forgets the vote. */
+  private reset(term: number): void {
+    if (term !== this.term) {
+      assert(term > this.term, `terms only grow (${this.term} -> ${term})`);
+      this.term = term;
+      this.vote = null;
+    }
+    this.lead = null;
+    this.electionElapsed = 0;
+    this.heartbeatElapsed = 0;
+    this.resetRandomizedElectionTimeout();
+    this.leadTransferee = null;
+    this.votes.clear();
+    this.progress.clear();
+    this.uncommittedBytes = 0;
+  }
+
+  private resetRandomizedElectionTimeout(): void {
+    const draw = this.config.random();
+    assert(draw >= 0 && draw < 1, `config.random returns a number in [0, 1), got ${draw}`);
+    const electionTicks = this.config.electionTicks;
+    this.randomizedElectionTimeout = electionTicks + Math.floor(draw * electionTicks);
+  }
+
+  private becomeFollower(term: number, lead: NodeId | null): void {
+    this.reset(term);
+    this.lead = lead;
+    this.role = "follower";
+    this.stepRole = this.stepFollower;
+    this.tickRole = this.tickElection;
+  }
+
+  private becomePreCandidate(): void {
+    assert(this.role !== "leader", "a leader does not become a pre-candidate");
+    // No term change and no vote: a pre-vote round changes nobody's persistent state.
+    this.votes.clear();
+    this.lead = null;
+    this.resetRandomizedElectionTimeout();
+    this.role = "preCandidate";
+    this.stepRole = this.stepCandidate;
+    this.tickRole = this.tickElection;
+  }
+
+  private becomeCandidate(): void {
+    assert(this.role !== "leader", "a leader does not become a candidate");
+    this.reset(this.term + 1);
+    this.vote = this.id;
+    this.role = "candidate";
+    this.stepRole = this.stepCandidate;
+    this.tickRole = this.tickElection;
+    this.counters.campaigns += 1;
+  }
+
+  private becomeLeader(): void {
+    assert(this.role === "candidate", "only a candidate becomes leader");
+    this.reset(this.term);
+    this.lead = this.id;
+    this.role = "leader";
+    this.stepRole = this.stepLeader;
+    this.tickRole = this.tickHeartbeat;
+    const next = this.log.lastIndex() + 1;
+    for (const id of this.voters) {
+      const progress = new Progress(
+        next,
+        this.config.inflightMessagesMax,
+        this.config.messageBytesMax * this.config.inflightMessagesMax,
+      );
+      this.progress.set(id, progress);
+    }
+    const self = this.progressOf(this.id);
+    // The leader's own entries count toward commit only once they are durable (thesis §10.2.1).
+    self.maybeUpdate(this.log.stableIndex());
+    self.becomeReplicate();
+    this.leaderFirstIndex = next;
+    // An empty entry of the new term: committing it commits everything before it (Figure 8).
+    this.appendAsLeader([{ term: this.term, index: next, type: "normal", data: EMPTY }]);
+  }
+
+  /** Starts a (pre-)election, unless this member cannot vote. */
+  private startElection(kind: "preElection" | "election", transfer: boolean): void {
+    if (!this.isPromotable()) return;
+    let requestType: RequestVoteMessage["type"];
+    let term: number;
+    if (kind === "preElection") {
+      this.becomePreCandidate();
+      requestType = "requestPreVote";
+      term = this.term + 1;
+    } else {
+      this.becomeCandidate();
+      requestType = "requestVote";
+      term = this.term;
+    }
+    this.votes.set(this.id, true);
+    if (voteResult(this.voters, this.votes) === "won") {
+      this.winElection(kind, transfer);
+      return;
+    }
+    for (const id of this.voters) {
+      if (id === this.id) continue;
+      this.send({
+        type: requestType,
+        from: this.id,
+        to: id,
+        term,
+        lastIndex: this.log.lastIndex(),
+        lastTerm: this.log.lastTerm(),
+        transfer,
+      });
+    }
+  }
+
+  private winElection(kind: "preElection" | "election", transfer: boolean): void {
+    if (kind === "preElection") {
+      this.startElection("election", transfer);
+    } else {
+      this.becomeLeader();
+      this.broadcastAppend();
+    }
+  }
+
+  private isPromotable(): boolean {
+    return this.voters.includes(this.id);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Ticks
+
+  private tickElection(): void {
+    this.electionElapsed += 1;
+    if (this.isPromotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
+      this.electionElapsed = 0;
+      this.stepLocal({ type: "hup", transfer: false });
+    }
+  }
+
+  private tickHeartbeat(): void {
+    this.heartbeatElapsed += 1;
+    this.electionElapsed += 1;
+    if (this.electionElapsed >= this.config.electionTicks) {
+      this.electionElapsed = 0;
+      if (this.config.checkQuorum) this.stepLocal({ type: "checkQuorum" });
+      // A transfer that has not finished within an election timeout is abandoned.
+      if (this.role === "leader") this.leadTransferee = null;
+    }
+    if (this.role !== "leader") return;
+    if (this.heartbeatElapsed >= this.config.heartbeatTicks) {
+      this.heartbeatElapsed = 0;
+      this.stepLocal({ type: "beat" });
+    }
+  }
+
+  private stepLocal(message: LocalMessage): void {
+    switch (message.type) {
+      case "hup":
+        if (this.role === "leader") return;
+        if (this.config.preVote && !message.transfer) this.startElection("preElection", false);
+        else this.startElection("election", message.transfer);
+        return;
+      case "beat":
+        if (this.role === "leader") this.broadcastHeartbeat();
+        return;
+      case "checkQuorum":
+        if (this.role !== "leader") return;
+        if (!isQuorum(this.voters, (id) => id === this.id || this.progressOf(id).recentActive)) {
+          this.becomeFollower(this.term, null);
+          return;
+        }
+        for (const id of this.voters) if (id !== this.id) this.progressOf(id).recentActive = false;
+        return;
+      default:
+        unreachable(message, "local message");
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Per-role step functions
+
+  private stepFollower(message: RoleMessage): void {
+    switch (message.type) {
+      case "append":
+        this.electionElapsed = 0;
+        this.lead = message.from;
+        this.handleAppend(message);
+        return;
+      case "heartbeat":
+        this.electionElapsed = 0;
+        this.lead = message.from;
+        this.handleHeartbeat(message);
+        return;
+      case "timeoutNow":
+        // The leader asked us to take over: campaign at once, skipping pre-vote and the lease.
+        this.stepLocal({ type: "hup", transfer: true });
+        return;
+      case "appendResponse":
+      case "heartbeatResponse":
+      case "voteResponse":
+      case "preVoteResponse":
+        return; // answers to a role this member no longer plays
+      default:
+        unreachable(message, "follower message");
+    }
+  }
+
+  private stepCandidate(message: RoleMessage): void {
+    switch (message.type) {
+      case "append":
+        this.becomeFollower(message.term, message.from);
+        this.handleAppend(message);
+        return;
+      case "heartbeat":
+        this.becomeFollower(message.term, message.from);
+        this.handleHeartbeat(message);
+        return;
+      case "voteResponse":
+      case "preVoteResponse":
+        this.handleVoteResponse(message);
+        return;
+      case "appendResponse":
+      case "heartbeatResponse":
+      case "timeoutNow":
+        return;
+      default:
+        unreachable(message, "candidate message");
+    }
+  }
+
+  private stepLeader(message: RoleMessage): void {
+    switch (message.type) {
+      case "appendResponse":
+        this.handleAppendResponse(message);
+        return;
+      case "heartbeatResponse":
+        this.handleHeartbeatResponse(message.from);
+        return;
+      case "append":
+      case "heartbeat":
+        // Another leader in our own term would break election safety; a correct peer never sends
+        // this, so it is bad input and ignored (the simulator's checkers watch for the real thing).
+        this.counters.invalidMessages += 1;
+        return;
+      case "voteResponse":
+      case "preVoteResponse":
+      case "timeoutNow":
+        return;
+      default:
+        unreachable(message, "leader message");
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Handlers
+
+  private handleVoteResponse(message: VoteResponseMessage): void {
+    const expected = this.role === "preCandidate" ? "preVoteResponse" : "voteResponse";
+    if (message.type !== expected) return;
+    this.votes.set(message.from, !message.reject);
+    const result = voteResult(this.voters, this.votes);
+    if (result === "won") {
+      this.winElection(this.role === "preCandidate" ? "preElection" : "election", false);
+    } else if (result === "lost") {
+      this.becomeFollower(this.term, null);
+    }
+  }
+
+  private handleAppend(message: AppendMessage): void {
+    if (message.prevIndex < this.log.committed) {
+      // Everything up to our commit index already matches; tell the leader where to go on from.
+      this.sendAppendResponse(message.from, this.log.committed, false, 0, 0);
+      return;
+    }
+    const lastNewIndex = this.log.maybeAppend(
+      message.prevIndex,
+      message.prevTerm,
+      message.commit,
+      message.entries,
+    );
+    if (lastNewIndex !== undefined) {
+      this.sendAppendResponse(message.from, lastNewIndex, false, 0, 0);
+      return;
+    }
+    const hint = this.log.findConflictByTerm(
+      Math.min(message.prevIndex, this.log.lastIndex()),
+      message.prevTerm,
+    );
+    this.sendAppendResponse(message.from, message.prevIndex, true, hint.index, hint.term);
+  }
+
+  private handleHeartbeat(message: HeartbeatMessage): void {
+    // The leader sends min(our match, its commit), so the clamp only guards against bad input.
+    this.log.commitTo(Math.min(message.commit, this.log.lastIndex()));
+    this.send({ type: "heartbeatResponse", from: this.id, to: message.from, term: this.term });
+  }
+
+  private handleAppendResponse(message: AppendResponseMessage): void {
+    const progress = this.progress.get(message.from);
+    if (progress === undefined) return;
+    progress.recentActive = true;
+    if (message.reject) {
+      this.handleAppendRejection(progress, message);
+      return;
+    }
+    if (message.index > this.log.lastIndex()) {
+      this.counters.invalidMessages += 1; // claims entries this leader never had
+      return;
+    }
+    const wasPaused = progress.isPaused();
+    if (!progress.maybeUpdate(message.index)) return;
+    if (progress.state === "probe") progress.becomeReplicate();
+    else progress.inflights.freeLE(message.index);
+    if (this.maybeCommit()) this.broadcastAppend();
+    else if (wasPaused) this.sendAppend(message.from);
+    while (this.maybeSendAppend(message.from, false)) {
+      // Stream what the window allows.
+    }
+    if (message.from === this.leadTransferee && progress.match === this.log.lastIndex()) {
+      this.sendTimeoutNow(message.from);
+    }
+  }
+
+  private handleAppendRejection(progress: Progress, message: AppendResponseMessage): void {
+    // The follower's hint (its last entry at or below the rejected index with a term at most our
+    // prevTerm) lets us skip every index of a conflicting term at once. If the follower reported a
+    // term, find our own last entry at or below the hint with a term at most that one.
+    let nextProbe = message.rejectHint;
+    if (message.rejectHintTerm > 0) {
+      nextProbe = this.log.findConflictByTerm(message.rejectHint, message.rejectHintTerm).index;
+    }
+    if (progress.maybeDecreaseTo(message.index, nextProbe)) {
+      if (progress.state === "replicate") progress.becomeProbe();
+      this.sendAppend(message.from);
+    }
+  }
+
+  private handleHeartbeatResponse(from: NodeId): void {
+    const progress = this.progress.get(from);
+    if (progress === undefined) return;
+    progress.recentActive = true;
+    progress.probeSent = false;
+    if (progress.match < this.log.lastIndex()) this.sendAppend(from);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Leader output
+
+  private appendAsLeader(entries: readonly Entry[]): void {
+    for (const entry of entries) this.uncommittedBytes += entryBytes(entry);
+    this.log.append(entries);
+  }
+
+  /**
+   * Commits the highest index a quorum has persisted, if it is of this leader's term: an entry of
+   * an older term is never committed by counting replicas (Raft paper Figure 8), only by
+   * committing a later entry of the current term.
+   */
+  private maybeCommit(): boolean {
+    const index = committedIndex(this.voters, (id) => this.progress.get(id)?.match ?? 0);
+    if (index <= this.log.committed || this.log.term(index) !== this.term) return false;
+    this.releaseUncommitted(this.log.committed, index);
+    this.log.commitTo(index);
+    return true;
+  }
+
+  private releaseUncommitted(from: number, to: number): void {
+    for (let index = Math.max(from + 1, this.leaderFirstIndex); index <= to; index += 1) {
+      this.uncommittedBytes -= entryBytes(this.log.entry(index));
+    }
+    assert(this.uncommittedBytes >= 0, "uncommitted bytes never go negative");
+  }
+
+  private broadcastAppend(): void {
+    for (const id of this.voters) if (id !== this.id) this.sendAppend(id);
+  }
+
+  private broadcastHeartbeat(): void {
+    for (const id of this.voters) {
+      if (id === this.id) continue;
+      const commit = Math.min(this.progressOf(id).match, this.log.committed);
+      this.send({ type: "heartbeat", from: this.id, to: id, term: this.term, commit });
+    }
+  }
+
+  private sendAppend(to: NodeId): void {
+    this.maybeSendAppend(to, true);
+  }
+
+  /**
+   * Sends `to` the entries it lacks, within `messageBytesMax`, unless its progress is paused.
+   * Sends an empty append (to carry the commit index, or probe) only when `sendIfEmpty`.
+   */
+  private maybeSendAppend(to: NodeId, sendIfEmpty: boolean): boolean {
+    const progress = this.progressOf(to);
+    if (progress.isPaused()) return false;
+    const prevIndex = progress.next - 1;
+    const prevTerm = this.log.term(prevIndex);
+    assert(prevTerm !== undefined, `entry ${prevIndex} is held (no compaction before issue #4)`);
+    const lastIndex = this.log.lastIndex();
+    const entries =
+      progress.next <= lastIndex
+        ? this.log.slice(progress.next, lastIndex, this.config.messageBytesMax)
+        : [];
+    if (entries.length === 0 && !sendIfEmpty) return false;
+    this.send({
+      type: "append",
+      from: this.id,
+      to,
+      term: this.term,
+      prevIndex,
+      prevTerm,
+      entries,
+      commit: this.log.committed,
+    });
+    let bytes = 0;
+    for (const entry of entries) bytes += entryBytes(entry);
+    progress.sentEntries(prevIndex + entries.length, bytes);
+    return true;
+  }
+
+  private sendTimeoutNow(to: NodeId): void {
+    this.send({ type: "timeoutNow", from: this.id, to, term: this.term });
+  }
+
+  private sendAppendResponse(
+    to: NodeId,
+    index: number,
+    reject: boolean,
+    rejectHint: number,
+    rejectHintTerm: number,
+  ): void {
+    this.send({
+      type: "appendResponse",
+      from: this.id,
+      to,
+      term: this.term,
+      index,
+      reject,
+      rejectHint,
+      rejectHintTerm,
+    });
+  }
+
+  private send(message: Message): void {
+    if (this.outbox.length >= this.config.outboxMessagesMax) {
+      // Raft tolerates lost messages; an unbounded outbox would not be tolerated by the host.
+      this.counters.outboxDropped += 1;
+      return;
+    }
+    this.outbox.push(message);
+  }
+
+  private progressOf(id: NodeId): Progress {
+    const progress = this.progress.get(id);
+    assert(progress !== undefined, `the leader tracks progress of ${id}`);
+    return progress;
+  }
+}

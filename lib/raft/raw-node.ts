@@ -1,0 +1,222 @@
+/**
+ * `RaftNode`, the public face of the core, shaped after etcd-io/raft's RawNode. The host drives it:
+ *
+ * ```ts
+ * const node = new RaftNode({ id: "n1", voters: ["n1", "n2", "n3"], random: Math.random });
+ * setInterval(() => node.tick(), tickMs);          // logical time
+ * transport.onMessage((m) => node.step(m));        // input from peers
+ * while (node.hasReady()) {
+ *   const rd = node.ready();
+ *   await storage.save(rd.hardState, rd.entries);  // 1. persist
+ *   transport.send(rd.messages);                   // 2. send (may precede 1 when rd.sendBeforePersist)
+ *   for (const e of rd.committed) apply(e);        // 3. apply
+ *   node.advance(rd);                              // 4. acknowledge
+ * }
+ * ```
+ *
+ * Pure and deterministic: the same calls in the same order always give the same `Ready`s.
+ */
+import { assert } from "../assert.ts";
+import { resolveConfig, type RaftConfig, type RaftConfigInput } from "./config.ts";
+import type { Entry, HardState, Message, NodeId } from "./messages.ts";
+import { Raft, type RaftCounters, type RestoredState, type Role } from "./raft.ts";
+
+/** Volatile state worth reporting when it changes: who leads, and this member's role. */
+export interface SoftState {
+  readonly leader: NodeId | null;
+  readonly role: Role;
+}
+
+/**
+ * One batch of work for the host. Handle it in order, then call `advance(rd)`:
+ * 1. persist `hardState` (if present) and `entries` — appending `entries` replaces any stored
+ *    entries from `entries[0].index` on (a conflicting suffix is truncated);
+ * 2. send `messages` (every message may depend on step 1, unless `sendBeforePersist`);
+ * 3. apply `committed` to the state machine, in order.
+ */
+export interface Ready {
+  /** Present when leader or role changed since the last `Ready`. */
+  readonly softState?: SoftState;
+  /** Present when term, vote or commit changed since the last `Ready`; persist it. */
+  readonly hardState?: HardState;
+  /** Entries to persist, consecutive; they replace stored entries from `entries[0].index` on. */
+  readonly entries: readonly Entry[];
+  /** Committed entries to apply, consecutive, following the last applied one. */
+  readonly committed: readonly Entry[];
+  /** Messages to send to peers, in order. */
+  readonly messages: readonly Message[];
+  /**
+   * True when no message depends on this `Ready`'s persistence: a leader's appends and heartbeats
+   * may go out while its own write is still being made durable (Raft thesis §10.2.1); its own
+   * entries count toward commit only after `advance`.
+   */
+  readonly sendBeforePersist: boolean;
+}
+
+/** A snapshot of a member's state for status pages and tests. */
+export interface RaftStatus {
+  readonly id: NodeId;
+  readonly term: number;
+  readonly vote: NodeId | null;
+  readonly leader: NodeId | null;
+  readonly role: Role;
+  readonly commit: number;
+  readonly applied: number;
+  readonly lastIndex: number;
+  readonly lastTerm: number;
+  readonly voters: readonly NodeId[];
+  /** Leader only: each voter's matched index. */
+  readonly matched?: Readonly<Record<NodeId, number>>;
+  readonly counters: Readonly<RaftCounters>;
+}
+
+/** A Raft member driven by its host: tick, step, propose, then ready/advance. */
+export class RaftNode {
+  private readonly raft: Raft;
+  private previousSoft: SoftState;
+  private previousHard: HardState;
+  /** The `Ready` handed out and not yet advanced, if any. */
+  private pending: Ready | null = null;
+  /** The last committed index handed to the host for applying. */
+  private applying: number;
+
+  /**
+   * Creates a member. `config` is validated once, here (throws `ConfigError`); `restored` is what
+   * the host persisted before a restart.
+   */
+  constructor(config: RaftConfigInput | RaftConfig, restored?: RestoredState) {
+    this.raft = new Raft(resolveConfig(config), restored);
+    this.previousSoft = this.softState();
+    this.previousHard = this.raft.hardState();
+    this.applying = this.raft.log.applied;
+  }
+
+  /** Advances logical time by one tick; call it every `tickMs` of the host's monotonic clock. */
+  tick(): void {
+    this.raft.tick();
+  }
+
+  /** Hands the member a message from a peer. Bad messages are counted and ignored. */
+  step(message: Message): void {
+    this.raft.step(message);
+  }
+
+  /**
+   * Proposes `data` for the log. Returns where it will sit if committed.
+   * @throws NotLeaderError with `leaderHint` when this member does not lead.
+   * @throws ProposalDroppedError when a limit or a leadership transfer prevents it.
+   */
+  propose(data: Uint8Array): { index: number; term: number } {
+    return this.raft.propose(data);
+  }
+
+  /**
+   * Hands leadership to `to`. Proposals are dropped with a typed error until it completes or is
+   * abandoned after one election timeout.
+   * @throws NotLeaderError, InvalidRequestError
+   */
+  transferLeadership(to: NodeId): void {
+    this.raft.transferLeadership(to);
+  }
+
+  /** Campaigns now, as if the election timer had expired (with pre-vote when enabled). */
+  campaign(): void {
+    this.raft.campaign();
+  }
+
+  /** Whether `ready()` has anything for the host. */
+  hasReady(): boolean {
+    if (this.pending !== null) return false;
+    const soft = this.softState();
+    if (soft.leader !== this.previousSoft.leader || soft.role !== this.previousSoft.role) return true;
+    if (!sameHardState(this.raft.hardState(), this.previousHard)) return true;
+    if (this.raft.outbox.length > 0) return true;
+    if (this.raft.log.unstableEntries().length > 0) return true;
+    return this.raft.log.committed > this.applying;
+  }
+
+  /** Collects the next batch of work. Call `advance(rd)` when it is done, before the next `ready()`. */
+  ready(): Ready {
+    assert(this.pending === null, "advance() the previous Ready before asking for another");
+    const soft = this.softState();
+    const hard = this.raft.hardState();
+    const softChanged =
+      soft.leader !== this.previousSoft.leader || soft.role !== this.previousSoft.role;
+    const hardChanged = !sameHardState(hard, this.previousHard);
+    const committed = this.raft.log.committedAfter(this.applying, this.raft.config.applyBytesMax);
+    const messages = this.raft.outbox;
+    this.raft.outbox = [];
+    const ready: Ready = {
+      ...(softChanged ? { softState: soft } : {}),
+      ...(hardChanged ? { hardState: hard } : {}),
+      entries: this.raft.log.unstableEntries(),
+      committed,
+      messages,
+      sendBeforePersist: this.canSendBeforePersist(hard, messages),
+    };
+    this.previousSoft = soft;
+    this.previousHard = hard;
+    const lastCommitted = committed[committed.length - 1];
+    if (lastCommitted !== undefined) this.applying = lastCommitted.index;
+    this.pending = ready;
+    return ready;
+  }
+
+  /** Acknowledges that `rd` was persisted, sent and applied. */
+  advance(rd: Ready): void {
+    assert(this.pending === rd, "advance() takes the Ready last returned by ready()");
+    this.pending = null;
+    const lastEntry = rd.entries[rd.entries.length - 1];
+    if (lastEntry !== undefined) this.raft.persisted(lastEntry.index, lastEntry.term);
+    const lastCommitted = rd.committed[rd.committed.length - 1];
+    if (lastCommitted !== undefined) this.raft.log.appliedTo(lastCommitted.index);
+  }
+
+  /** The member's id. */
+  get id(): NodeId {
+    return this.raft.id;
+  }
+
+  /** A snapshot of this member's state. */
+  status(): RaftStatus {
+    const raft = this.raft;
+    let matched: Record<NodeId, number> | undefined;
+    if (raft.role === "leader") {
+      matched = {};
+      for (const id of raft.voters) matched[id] = raft.progressFor(id)?.match ?? 0;
+    }
+    return {
+      id: raft.id,
+      term: raft.term,
+      vote: raft.vote,
+      leader: raft.lead,
+      role: raft.role,
+      commit: raft.log.committed,
+      applied: raft.log.applied,
+      lastIndex: raft.log.lastIndex(),
+      lastTerm: raft.log.lastTerm(),
+      voters: raft.voters,
+      ...(matched !== undefined ? { matched } : {}),
+      counters: { ...raft.counters },
+    };
+  }
+
+  private softState(): SoftState {
+    return { leader: this.raft.lead, role: this.raft.role };
+  }
+
+  private canSendBeforePersist(hard: HardState, messages: readonly Message[]): boolean {
+    if (this.raft.role !== "leader") return false;
+    // A term or vote not yet durable must never be acted on by peers.
+    if (hard.term !== this.previousHard.term || hard.vote !== this.previousHard.vote) return false;
+    return messages.every(
+      (m) =>
+        m.term === this.raft.term &&
+        (m.type === "append" || m.type === "heartbeat" || m.type === "timeoutNow"),
+    );
+  }
+}
+
+function sameHardState(a: HardState, b: HardState): boolean {
+  return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
+}
