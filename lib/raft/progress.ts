@@ -77,8 +77,12 @@ export class Progress {
   /** The next index to send. */
   next: number;
   state: ProgressState = "probe";
-  /** In `probe`, set after an append is sent and cleared by any answer, so one probe is in flight. */
-  probeSent = false;
+  /**
+   * Whether appends to this member are held back: in `probe`, set once a probe is sent; in
+   * `replicate`, set when the inflight window fills. Any answer, and any heartbeat response,
+   * clears it, so that a member whose appends were all lost is probed again rather than stalled.
+   */
+  paused = false;
   /** Whether the member was heard from since the last CheckQuorum round. */
   recentActive = false;
   readonly inflights: Inflights;
@@ -93,7 +97,7 @@ export class Progress {
   becomeProbe(): void {
     this.state = "probe";
     this.next = this.match + 1;
-    this.probeSent = false;
+    this.paused = false;
     this.inflights.reset();
   }
 
@@ -101,7 +105,7 @@ export class Progress {
   becomeReplicate(): void {
     this.state = "replicate";
     this.next = this.match + 1;
-    this.probeSent = false;
+    this.paused = false;
     this.inflights.reset();
   }
 
@@ -110,7 +114,7 @@ export class Progress {
     const updated = index > this.match;
     if (updated) {
       this.match = index;
-      this.probeSent = false;
+      this.paused = false;
     }
     this.next = Math.max(this.next, index + 1);
     return updated;
@@ -123,8 +127,9 @@ export class Progress {
         this.inflights.add(lastIndex, bytes);
         this.next = lastIndex + 1;
       }
+      this.paused = this.inflights.full();
     } else {
-      this.probeSent = true;
+      this.paused = true;
     }
   }
 
@@ -142,12 +147,17 @@ export class Progress {
     // In probe only the answer to the latest probe (prevIndex = next - 1) is meaningful.
     if (this.next - 1 !== rejected) return false;
     this.next = Math.max(Math.min(rejected, matchHint + 1), this.match + 1);
-    this.probeSent = false;
+    this.paused = false;
     return true;
   }
 
   /** Whether the leader must hold back appends to this member for now. */
   isPaused(): boolean {
-    return this.state === "probe" ? this.probeSent : this.inflights.full();
+    return this.paused;
+  }
+
+  /** Whether only an empty append may be sent: the window is full, but a heartbeat answer came. */
+  isThrottled(): boolean {
+    return this.state === "replicate" && this.inflights.full();
   }
 }

@@ -642,8 +642,10 @@ export class Raft {
     const progress = this.progress.get(from);
     if (progress === undefined) return;
     progress.recentActive = true;
-    progress.probeSent = false;
-    if (progress.match < this.log.lastIndex()) this.sendAppend(from);
+    // Unpause: if every append that filled the window was lost, the (possibly empty) append sent
+    // now is answered with an acknowledgement or a rejection, and either one clears the window.
+    progress.paused = false;
+    if (progress.match < this.log.lastIndex() || progress.state === "probe") this.sendAppend(from);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -701,8 +703,9 @@ export class Raft {
     const prevTerm = this.log.term(prevIndex);
     assert(prevTerm !== undefined, `entry ${prevIndex} is held (no compaction before issue #4)`);
     const lastIndex = this.log.lastIndex();
+    // With a full window only an empty append goes out (to provoke an answer), never more entries.
     const entries =
-      progress.next <= lastIndex
+      progress.next <= lastIndex && !progress.isThrottled()
         ? this.log.slice(progress.next, lastIndex, this.config.messageBytesMax)
         : [];
     if (entries.length === 0 && !sendIfEmpty) return false;
