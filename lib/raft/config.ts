@@ -49,6 +49,11 @@ export interface RaftConfig {
    */
   readonly inflightMessagesMax: number;
   /**
+   * Entry bytes in flight to one follower before the leader waits for acknowledgements.
+   * @defaultValue 16777216 (16 MiB)
+   */
+  readonly inflightBytesMax: number;
+  /**
    * Entry bytes in one append message (at least one entry is always sent, however large).
    * @defaultValue 1048576 (1 MiB)
    */
@@ -87,6 +92,7 @@ export const RAFT_CONFIG_DEFAULTS = {
   preVote: true,
   checkQuorum: true,
   inflightMessagesMax: 256,
+  inflightBytesMax: 16 * 1024 * 1024,
   messageBytesMax: 1024 * 1024,
   uncommittedBytesMax: 64 * 1024 * 1024,
   proposalBytesMax: 8 * 1024 * 1024,
@@ -147,11 +153,19 @@ function validateConfig(config: RaftConfig, votersGiven: readonly NodeId[]): voi
   requireBoolean(config, "preVote");
   requireBoolean(config, "checkQuorum");
   requireInteger(config, "inflightMessagesMax", 1);
+  requireInteger(config, "inflightBytesMax", 1);
   requireInteger(config, "messageBytesMax", 1);
   requireInteger(config, "proposalBytesMax", 1);
   requireInteger(config, "uncommittedBytesMax", 1);
   requireInteger(config, "applyBytesMax", 1);
   requireInteger(config, "outboxMessagesMax", 16);
+  if (config.messageBytesMax > config.inflightBytesMax) {
+    throw new ConfigError(
+      "messageBytesMax",
+      `(${config.messageBytesMax}) must not exceed inflightBytesMax (${config.inflightBytesMax}), ` +
+        "or one full append would fill a follower's window",
+    );
+  }
   if (config.proposalBytesMax > config.uncommittedBytesMax) {
     throw new ConfigError(
       "proposalBytesMax",

@@ -370,7 +370,7 @@ export class Raft {
       const progress = new Progress(
         next,
         this.config.inflightMessagesMax,
-        this.config.messageBytesMax * this.config.inflightMessagesMax,
+        this.config.inflightBytesMax,
       );
       this.progress.set(id, progress);
     }
