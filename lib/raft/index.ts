@@ -1,0 +1,24 @@
+/** The pure Raft core. See DESIGN.md §2. */
+export { RaftNode } from "./raw-node.ts";
+export type { Ready, SoftState, RaftStatus } from "./raw-node.ts";
+export type { Role, RestoredState, RaftCounters } from "./raft.ts";
+export { resolveConfig, RAFT_CONFIG_DEFAULTS, VOTERS_MAX } from "./config.ts";
+export type { RaftConfig, RaftConfigInput } from "./config.ts";
+export { MESSAGE_TYPES, ENTRY_OVERHEAD_BYTES, entryBytes } from "./messages.ts";
+export type {
+  AppendMessage,
+  AppendResponseMessage,
+  Entry,
+  EntryType,
+  HardState,
+  HeartbeatMessage,
+  HeartbeatResponseMessage,
+  Message,
+  MessageType,
+  NodeId,
+  RequestVoteMessage,
+  TimeoutNowMessage,
+  VoteResponseMessage,
+} from "./messages.ts";
+export { majoritySize, committedIndex, voteResult, isQuorum } from "./quorum.ts";
+export type { VoteResult } from "./quorum.ts";
