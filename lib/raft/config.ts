@@ -105,6 +105,15 @@ export const VOTERS_MAX = 9;
 
 /** Applies defaults to `input` and validates the result. Throws {@link ConfigError}. */
 export function resolveConfig(input: RaftConfigInput): RaftConfig {
+  if (typeof input !== "object" || input === null) {
+    throw new ConfigError("config", "must be an object");
+  }
+  for (const key of Object.keys(input)) {
+    if (!KNOWN_FIELDS.has(key)) throw new ConfigError(key, "is not a config field (a typo?)");
+  }
+  if (!Array.isArray(input.voters)) {
+    throw new ConfigError("voters", "must be an array of member ids");
+  }
   const config: RaftConfig = {
     ...RAFT_CONFIG_DEFAULTS,
     ...stripUndefined(input),
@@ -113,6 +122,13 @@ export function resolveConfig(input: RaftConfigInput): RaftConfig {
   validateConfig(config, input.voters);
   return config;
 }
+
+const KNOWN_FIELDS: ReadonlySet<string> = new Set([
+  "id",
+  "voters",
+  "random",
+  ...Object.keys(RAFT_CONFIG_DEFAULTS),
+]);
 
 function stripUndefined<T extends object>(value: T): T {
   const out: Record<string, unknown> = {};
