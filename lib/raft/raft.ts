@@ -344,7 +344,7 @@ export class Raft {
     this.lead = null;
     this.resetRandomizedElectionTimeout();
     this.role = "preCandidate";
-    this.stepRole = this.stepCandidate;
+    this.stepRole = this.stepPreCandidate;
     this.tickRole = this.tickElection;
   }
 
@@ -508,7 +508,34 @@ export class Raft {
     }
   }
 
+  private stepPreCandidate(message: RoleMessage): void {
+    switch (message.type) {
+      case "preVoteResponse":
+        this.handleVoteResponse(message, "preElection");
+        return;
+      case "voteResponse":
+        return; // from an election this member no longer runs
+      default:
+        this.stepCandidateCommon(message);
+    }
+  }
+
   private stepCandidate(message: RoleMessage): void {
+    switch (message.type) {
+      case "voteResponse":
+        this.handleVoteResponse(message, "election");
+        return;
+      case "preVoteResponse":
+        return; // from the pre-election this member already won
+      default:
+        this.stepCandidateCommon(message);
+    }
+  }
+
+  /** What pre-candidates and candidates do alike: yield to a leader of their term. */
+  private stepCandidateCommon(
+    message: Exclude<RoleMessage, VoteResponseMessage>,
+  ): void {
     switch (message.type) {
       case "append":
         this.becomeFollower(message.term, message.from);
@@ -517,10 +544,6 @@ export class Raft {
       case "heartbeat":
         this.becomeFollower(message.term, message.from);
         this.handleHeartbeat(message);
-        return;
-      case "voteResponse":
-      case "preVoteResponse":
-        this.handleVoteResponse(message);
         return;
       case "appendResponse":
       case "heartbeatResponse":
@@ -557,16 +580,14 @@ export class Raft {
   // ---------------------------------------------------------------------------------------------
   // Handlers
 
-  private handleVoteResponse(message: VoteResponseMessage): void {
-    const expected = this.role === "preCandidate" ? "preVoteResponse" : "voteResponse";
-    if (message.type !== expected) return;
+  private handleVoteResponse(
+    message: VoteResponseMessage,
+    kind: "preElection" | "election",
+  ): void {
     this.votes.set(message.from, !message.reject);
     const result = voteResult(this.voters, this.votes);
-    if (result === "won") {
-      this.winElection(this.role === "preCandidate" ? "preElection" : "election", false);
-    } else if (result === "lost") {
-      this.becomeFollower(this.term, null);
-    }
+    if (result === "won") this.winElection(kind, false);
+    else if (result === "lost") this.becomeFollower(this.term, null);
   }
 
   private handleAppend(message: AppendMessage): void {
