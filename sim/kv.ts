@@ -1,0 +1,81 @@
+/**
+ * The simulator's replicated state machine: a key-value register per key, with client sessions
+ * (Raft thesis §6.3) so that a command retried after a timeout takes effect at most once.
+ */
+import type { Entry } from "../lib/raft/messages.ts";
+import type { KvInput, KvOutput } from "./history.ts";
+
+/** A client command as carried in a log entry. */
+export interface KvCommand {
+  readonly client: number;
+  /** The client's sequence number; a client's commands apply in increasing `seq`, each at most once. */
+  readonly seq: number;
+  readonly input: KvInput;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Encodes a command as entry data. */
+export function encodeCommand(command: KvCommand): Uint8Array {
+  return encoder.encode(JSON.stringify(command));
+}
+
+/** Decodes entry data into a command; `null` for an empty entry (a new leader's). */
+export function decodeCommand(data: Uint8Array): KvCommand | null {
+  if (data.byteLength === 0) return null;
+  return JSON.parse(decoder.decode(data)) as KvCommand;
+}
+
+/** The key identifying a command across retries: `client:seq`. */
+export function commandKey(command: KvCommand): string {
+  return `${command.client}:${command.seq}`;
+}
+
+/** The key-value store one member applies committed entries to. */
+export class KvStore {
+  private readonly data = new Map<string, string>();
+  private readonly sessions = new Map<number, { seq: number; output: KvOutput }>();
+  /** The index of the last entry applied. */
+  appliedIndex = 0;
+
+  /**
+   * Applies a committed entry. Returns the command's output, the cached output when the command
+   * was already applied (a retry), or `null` for an empty entry or a command superseded by a
+   * later one from the same client.
+   */
+  apply(entry: Entry): { command: KvCommand; output: KvOutput } | null {
+    this.appliedIndex = entry.index;
+    const command = decodeCommand(entry.data);
+    if (command === null) return null;
+    const session = this.sessions.get(command.client);
+    if (session !== undefined && command.seq <= session.seq) {
+      return command.seq === session.seq ? { command, output: session.output } : null;
+    }
+    const output = this.execute(command.input);
+    this.sessions.set(command.client, { seq: command.seq, output });
+    return { command, output };
+  }
+
+  private execute(input: KvInput): KvOutput {
+    switch (input.kind) {
+      case "put":
+        this.data.set(input.key, input.value);
+        return { kind: "put" };
+      case "get":
+        return { kind: "get", value: this.data.get(input.key) ?? null };
+      case "cas": {
+        const current = this.data.get(input.key) ?? null;
+        if (current !== input.expected) return { kind: "cas", ok: false };
+        this.data.set(input.key, input.value);
+        return { kind: "cas", ok: true };
+      }
+    }
+  }
+
+  /** A canonical rendering of the whole state (sorted), to compare members. */
+  fingerprint(): string {
+    const keys = [...this.data.keys()].sort();
+    return keys.map((k) => `${k}=${this.data.get(k)}`).join(";");
+  }
+}

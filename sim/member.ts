@@ -1,0 +1,215 @@
+/**
+ * A simulated member: the unmodified `RaftNode` driven by the same Ready loop a real host runs
+ * (persist -> send -> apply -> advance), over a simulated disk whose fsync takes time and a clock
+ * that drifts. Client requests arrive as messages; answers leave once their entry is applied.
+ */
+import { NotLeaderError, ProposalDroppedError } from "../lib/errors.ts";
+import type { Entry, Message } from "../lib/raft/messages.ts";
+import type { RaftConfigInput } from "../lib/raft/config.ts";
+import { RaftNode, type Ready } from "../lib/raft/raw-node.ts";
+import type { Role } from "../lib/raft/raft.ts";
+import type { SimClock } from "./clock.ts";
+import { SimDisk } from "./disk.ts";
+import type { KvInput, KvOutput } from "./history.ts";
+import { KvStore, commandKey, encodeCommand, type KvCommand } from "./kv.ts";
+
+/** A client's request to a member. */
+export interface ClientRequest {
+  readonly requestId: number;
+  readonly client: number;
+  readonly seq: number;
+  readonly input: KvInput;
+}
+
+/** A member's answer to a client. `retry`: the outcome is unknown; send the same request again. */
+export type ClientReply =
+  | { readonly requestId: number; readonly seq: number; readonly status: "ok"; readonly output: KvOutput }
+  | { readonly requestId: number; readonly seq: number; readonly status: "notLeader"; readonly leaderHint: string | null }
+  | { readonly requestId: number; readonly seq: number; readonly status: "retry" };
+
+/** What a member needs from the simulator. */
+export interface MemberHost {
+  /** Simulated true time, µs. */
+  now(): number;
+  sendRaft(message: Message): void;
+  reply(member: string, client: number, reply: ClientReply): void;
+  /** Calls `done` after the disk's fsync latency, unless the member crashes first. */
+  scheduleSync(member: SimMember, done: () => void): void;
+  onRole(member: SimMember, role: Role, term: number, leader: string | null): void;
+  onCommit(member: SimMember, commit: number): void;
+  onApply(member: SimMember, entry: Entry, command: KvCommand | null, output: KvOutput | null): void;
+}
+
+interface PendingProposal {
+  readonly term: number;
+  readonly requestId: number;
+  readonly client: number;
+  readonly seq: number;
+}
+
+/** One simulated member. */
+export class SimMember {
+  readonly disk = new SimDisk();
+  node: RaftNode | null = null;
+  kv = new KvStore();
+  /** The member's log as of its last Ready (what it holds, durable or being made so). */
+  log: Entry[] = [];
+  commit = 0;
+  role: Role = "follower";
+  term = 0;
+  leader: string | null = null;
+  /** Incremented on every crash, so that events scheduled before it are ignored after. */
+  generation = 0;
+  private persisting: Ready | null = null;
+  private readonly proposals = new Map<number, PendingProposal>();
+
+  constructor(
+    readonly id: string,
+    readonly clock: SimClock,
+    private readonly config: RaftConfigInput,
+    private readonly host: MemberHost,
+  ) {}
+
+  /** Whether the member is running. */
+  get up(): boolean {
+    return this.node !== null;
+  }
+
+  /** Starts (or restarts) the member from what its disk holds. */
+  start(): void {
+    const restored = this.disk.load();
+    this.node = new RaftNode(this.config, restored);
+    this.kv = new KvStore();
+    this.log = [...restored.entries];
+    this.commit = restored.hardState.commit;
+    this.term = restored.hardState.term;
+    this.role = "follower";
+    this.leader = null;
+    this.persisting = null;
+  }
+
+  /** Crashes the member: volatile state is lost, and the disk keeps only what was synced. */
+  crash(): void {
+    this.node = null;
+    this.persisting = null;
+    this.proposals.clear();
+    this.generation += 1;
+  }
+
+  tick(): void {
+    this.node?.tick();
+    this.processReady();
+  }
+
+  step(message: Message): void {
+    this.node?.step(message);
+    this.processReady();
+  }
+
+  /** Handles a client's request: propose it if leading, else say who leads. */
+  request(request: ClientRequest): void {
+    const node = this.node;
+    if (node === null) return;
+    const command: KvCommand = { client: request.client, seq: request.seq, input: request.input };
+    try {
+      const { index, term } = node.propose(encodeCommand(command));
+      this.proposals.set(index, { term, requestId: request.requestId, client: request.client, seq: request.seq });
+    } catch (error) {
+      if (NotLeaderError.is(error)) {
+        this.host.reply(this.id, request.client, { requestId: request.requestId, seq: request.seq, status: "notLeader", leaderHint: error.leaderHint });
+      } else if (ProposalDroppedError.is(error)) {
+        this.host.reply(this.id, request.client, { requestId: request.requestId, seq: request.seq, status: "retry" });
+      } else {
+        throw error;
+      }
+    }
+    this.processReady();
+  }
+
+  /** Runs the Ready loop until the node has nothing more or a write is being synced. */
+  processReady(): void {
+    const node = this.node;
+    while (node !== null && this.persisting === null && node.hasReady()) {
+      const rd = node.ready();
+      this.observe(rd);
+      if (rd.sendBeforePersist) for (const m of rd.messages) this.host.sendRaft(m);
+      if (rd.hardState === undefined && rd.entries.length === 0) {
+        this.finish(rd);
+        continue;
+      }
+      this.disk.write(rd.hardState, rd.entries);
+      this.persisting = rd;
+      const generation = this.generation;
+      this.host.scheduleSync(this, () => {
+        if (this.generation !== generation) return;
+        this.disk.sync();
+        this.persisting = null;
+        this.finish(rd);
+        this.processReady();
+      });
+    }
+  }
+
+  /** Records what a Ready says about the member before anything is done with it. */
+  private observe(rd: Ready): void {
+    const first = rd.entries[0];
+    if (first !== undefined) {
+      this.log.length = first.index - 1;
+      for (const entry of rd.entries) this.log.push(entry);
+    }
+    if (rd.hardState !== undefined) this.term = rd.hardState.term;
+    if (rd.softState !== undefined) {
+      const wasLeader = this.role === "leader";
+      this.role = rd.softState.role;
+      this.leader = rd.softState.leader;
+      if (wasLeader && this.role !== "leader") this.abandonProposals();
+      this.host.onRole(this, this.role, this.term, this.leader);
+    }
+  }
+
+  /** After persistence: send, apply, advance. */
+  private finish(rd: Ready): void {
+    const node = this.node;
+    if (node === null) return;
+    if (!rd.sendBeforePersist) for (const m of rd.messages) this.host.sendRaft(m);
+    if (rd.hardState !== undefined && rd.hardState.commit > this.commit) {
+      this.commit = rd.hardState.commit;
+      this.host.onCommit(this, this.commit);
+    }
+    for (const entry of rd.committed) this.apply(entry);
+    node.advance(rd);
+  }
+
+  private apply(entry: Entry): void {
+    const result = this.kv.apply(entry);
+    this.host.onApply(this, entry, result?.command ?? null, result?.output ?? null);
+    const pending = this.proposals.get(entry.index);
+    if (pending === undefined) return;
+    this.proposals.delete(entry.index);
+    const base = { requestId: pending.requestId, seq: pending.seq };
+    // Our proposal is at this index only if the term matches; otherwise it was overwritten.
+    if (pending.term === entry.term && result !== null && result.command.client === pending.client) {
+      this.host.reply(this.id, pending.client, { ...base, status: "ok", output: result.output });
+    } else {
+      this.host.reply(this.id, pending.client, { ...base, status: "retry" });
+    }
+  }
+
+  /** A deposed leader cannot know whether its pending proposals will commit: say so. */
+  private abandonProposals(): void {
+    for (const pending of this.proposals.values()) {
+      this.host.reply(this.id, pending.client, { requestId: pending.requestId, seq: pending.seq, status: "retry" });
+    }
+    this.proposals.clear();
+  }
+
+  /** Keys (`client:seq`) of the commands in this member's committed log. */
+  committedCommandKeys(decode: (data: Uint8Array) => KvCommand | null): Set<string> {
+    const keys = new Set<string>();
+    for (let i = 0; i < Math.min(this.commit, this.log.length); i += 1) {
+      const command = decode((this.log[i] as Entry).data);
+      if (command !== null) keys.add(commandKey(command));
+    }
+    return keys;
+  }
+}

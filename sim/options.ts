@@ -1,0 +1,138 @@
+/**
+ * A run's options. Swarm testing: the seed draws which faults are on and how often, the cluster
+ * size and the workload mix, so that across many seeds the simulator explores many different
+ * environments rather than one average one. Every option is printed with the run, and any of them
+ * may be fixed by the caller (`--members 5`).
+ */
+import type { PartitionKind } from "./network.ts";
+import { Random } from "./random.ts";
+import type { NetworkOptions } from "./network.ts";
+
+/** Everything that shapes one simulated run. Times are in milliseconds unless named otherwise. */
+export interface SimOptions {
+  readonly seed: number;
+  /** Voting members. */
+  readonly members: number;
+  /** Real time per Raft tick on each member's own clock. */
+  readonly tickMs: number;
+  readonly electionTicks: number;
+  readonly heartbeatTicks: number;
+  readonly preVote: boolean;
+  readonly checkQuorum: boolean;
+  /** Raft's per-append entry bytes; small values exercise batching and flow control. */
+  readonly messageBytesMax: number;
+  readonly inflightMessagesMax: number;
+  /** Length of the safety phase, in ticks. */
+  readonly safetyTicks: number;
+  readonly network: NetworkOptions;
+  readonly partitions: {
+    readonly enabled: boolean;
+    /** Mean time between partitions (exponential). */
+    readonly meanIntervalMs: number;
+    /** How long a partition lasts, drawn uniformly up to this. */
+    readonly durationMsMax: number;
+    readonly kinds: readonly PartitionKind[];
+  };
+  readonly crashes: {
+    readonly enabled: boolean;
+    readonly meanIntervalMs: number;
+    /** How long a crashed member stays down, drawn uniformly up to this. */
+    readonly downMsMax: number;
+    /** Whether a crash may leave a torn record at the disk's tail. */
+    readonly tornWrites: boolean;
+  };
+  readonly clocks: {
+    /** The bound ρ on clock rate drift the protocol assumes. */
+    readonly clockDriftMax: number;
+    /** When true, some clocks drift beyond ρ on purpose. */
+    readonly exceedDrift: boolean;
+  };
+  readonly disk: {
+    /** fsync latency is drawn per sync from `[fsyncUsMin, fsyncUsMax]` µs. */
+    readonly fsyncUsMin: number;
+    readonly fsyncUsMax: number;
+  };
+  readonly workload: {
+    readonly clients: number;
+    readonly keys: number;
+    /** Relative weights of put, get and compare-and-set. */
+    readonly putWeight: number;
+    readonly getWeight: number;
+    readonly casWeight: number;
+    /** Mean pause between one client's operations (exponential). */
+    readonly thinkMs: number;
+    /** A client resends after this long without an answer. */
+    readonly requestTimeoutMs: number;
+    /** Attempts per operation before the client gives up (its outcome becomes unknown). */
+    readonly attemptsMax: number;
+  };
+}
+
+/** Options a caller may fix; the rest are drawn from the seed. */
+export interface SimOptionOverrides {
+  readonly members?: number;
+  readonly safetyTicks?: number;
+}
+
+/** Cluster sizes the simulator runs. */
+export const MEMBER_COUNTS = [3, 5, 7] as const;
+
+/** Draws a run's options from `seed`, applying `overrides`. */
+export function drawOptions(seed: number, overrides: SimOptionOverrides = {}): SimOptions {
+  const random = new Random(`options:${seed}`);
+  const members = overrides.members ?? random.pick([3, 3, 5, 5, 5, 7]);
+  const tickMs = 10;
+  const electionTicks = 10;
+  const lossy = random.chance(0.6);
+  return {
+    seed,
+    members,
+    tickMs,
+    electionTicks,
+    heartbeatTicks: random.pick([1, 1, 2, 3]),
+    preVote: random.chance(0.8),
+    checkQuorum: random.chance(0.8),
+    messageBytesMax: random.pick([256, 4096, 1024 * 1024]),
+    inflightMessagesMax: random.pick([2, 16, 256]),
+    safetyTicks: overrides.safetyTicks ?? 3000,
+    network: {
+      latencyUsMin: random.int(100, 1000),
+      latencyUsMax: random.int(1000, 8000),
+      jitterUs: random.int(0, 3000),
+      lossRate: lossy ? random.between(0, 0.15) : 0,
+      duplicateRate: random.chance(0.4) ? random.between(0, 0.05) : 0,
+      reorderRate: random.chance(0.5) ? random.between(0, 0.2) : 0,
+      reorderDelayUsMax: random.int(1000, 30_000),
+    },
+    partitions: {
+      enabled: random.chance(0.7),
+      meanIntervalMs: random.int(500, 5000),
+      durationMsMax: random.int(200, 4000),
+      kinds: random.shuffle<PartitionKind>(["halves", "isolate", "one-way", "bridge"]).slice(0, random.int(1, 4)).sort(),
+    },
+    crashes: {
+      enabled: random.chance(0.6),
+      meanIntervalMs: random.int(1000, 8000),
+      downMsMax: random.int(100, 3000),
+      tornWrites: random.chance(0.5),
+    },
+    clocks: {
+      clockDriftMax: 0.01,
+      exceedDrift: random.chance(0.1),
+    },
+    disk: {
+      fsyncUsMin: random.int(50, 500),
+      fsyncUsMax: random.int(500, 5000),
+    },
+    workload: {
+      clients: random.int(1, 8),
+      keys: random.int(1, 5),
+      putWeight: random.int(1, 4),
+      getWeight: random.int(1, 4),
+      casWeight: random.int(0, 3),
+      thinkMs: random.int(1, 50),
+      requestTimeoutMs: random.int(100, 400),
+      attemptsMax: random.int(3, 10),
+    },
+  };
+}

@@ -1,0 +1,535 @@
+/**
+ * The deterministic simulator. One seed decides everything: the options (swarm testing), the
+ * network's behaviour, the faults, the clocks and the workload. An event queue ordered by
+ * (time, sequence) drives members, clients and faults. A run has two phases, as TigerBeetle's
+ * VOPR does: a safety phase with faults on, then a liveness phase that heals everything and
+ * requires the cluster to recover within a stated bound.
+ */
+import { AssertionFailure } from "../lib/assert.ts";
+import { MESSAGE_TYPES, type Entry, type Message } from "../lib/raft/messages.ts";
+import type { Role } from "../lib/raft/raft.ts";
+import { SimClient } from "./client.ts";
+import { SimClock } from "./clock.ts";
+import { checkLinearizability } from "./checkers/linearizability.ts";
+import {
+  CommittedLog,
+  DurableAcks,
+  ElectionSafety,
+  LogMatching,
+  checkLiveness,
+  type Violation,
+} from "./checkers/raft-safety.ts";
+import { EventQueue } from "./event-queue.ts";
+import type { KvOutput, Operation, TraceEvent } from "./history.ts";
+import { decodeCommand, commandKey, type KvCommand } from "./kv.ts";
+import { SimMember, type ClientReply, type ClientRequest, type MemberHost } from "./member.ts";
+import { SimNetwork, type Partition } from "./network.ts";
+import { drawOptions, type SimOptionOverrides, type SimOptions } from "./options.ts";
+import { Random } from "./random.ts";
+import { Interner, TraceRecorder } from "./trace.ts";
+
+/** Counters of a run. `simulatedMs` and `wallMs` give the speed. */
+export interface SimStats {
+  events: number;
+  simulatedMs: number;
+  wallMs: number;
+  eventsPerSecond: number;
+  /** Simulated time divided by wall time. */
+  speedup: number;
+  messages: number;
+  messagesDropped: number;
+  elections: number;
+  commits: number;
+  clientOps: number;
+  clientOpsUnknown: number;
+  crashes: number;
+  partitions: number;
+  tornWrites: number;
+  fsyncs: number;
+}
+
+/** Everything a run produced. */
+export interface SimResult {
+  readonly seed: number;
+  readonly options: SimOptions;
+  readonly traceHash: string;
+  readonly violations: readonly Violation[];
+  readonly stats: SimStats;
+  readonly history: readonly Operation[];
+  /** Kept events, when `keepTraceEventsMax` was set. */
+  readonly trace: readonly TraceEvent[];
+}
+
+/** How to run. */
+export interface RunOptions {
+  /** Fixes some options instead of drawing them. */
+  readonly overrides?: SimOptionOverrides;
+  /** Use exactly these options (a replay); `seed` still seeds every random stream. */
+  readonly options?: SimOptions;
+  /** Keep up to this many trace events for a diagram. @defaultValue 0 */
+  readonly keepTraceEventsMax?: number;
+  /** A clock for `wallMs`; the simulator itself never reads one. @defaultValue none (0) */
+  readonly wallClock?: () => number;
+}
+
+/**
+ * The liveness bound, stated once: after healing, within 20 maximal election timeouts plus four
+ * client request timeouts (for a request that was in flight to reach the new leader), a leader is
+ * known to every member, every pending client operation completes and every member applies the
+ * same state.
+ */
+export function livenessBoundUs(options: SimOptions): number {
+  const electionTimeoutMaxUs = 2 * options.electionTicks * options.tickMs * 1000;
+  return 20 * electionTimeoutMaxUs + 4 * options.workload.requestTimeoutMs * 1000;
+}
+
+type SimEvent = () => void;
+
+/** Stops the run loop after an assertion failure in a member. */
+class RunAborted extends Error {}
+
+/** One simulated run. Use {@link runSimulation}. */
+class Simulation implements MemberHost {
+  readonly options: SimOptions;
+  private readonly queue = new EventQueue<SimEvent>();
+  private readonly network: SimNetwork;
+  private readonly members = new Map<string, SimMember>();
+  private readonly memberIds: string[];
+  private readonly clients: SimClient[] = [];
+  private readonly faults: Random;
+  private readonly trace: TraceRecorder;
+  private readonly names = new Interner();
+  private readonly violations: Violation[] = [];
+  private readonly history: Operation[] = [];
+  private readonly electionSafety: ElectionSafety;
+  private readonly logMatching: LogMatching;
+  private readonly committedLog: CommittedLog;
+  private readonly durableAcks: DurableAcks;
+  private readonly stats: SimStats = {
+    events: 0, simulatedMs: 0, wallMs: 0, eventsPerSecond: 0, speedup: 0, messages: 0,
+    messagesDropped: 0, elections: 0, commits: 0, clientOps: 0, clientOpsUnknown: 0, crashes: 0,
+    partitions: 0, tornWrites: 0, fsyncs: 0,
+  };
+  private time = 0;
+  private messageIds = 0;
+  private requestIds = 0;
+  private operationIds = 0;
+  private phase: "safety" | "liveness" = "safety";
+  private partition: Partition | null = null;
+
+  constructor(
+    readonly seed: number,
+    options: SimOptions,
+    keepTraceEventsMax: number,
+  ) {
+    this.options = options;
+    const root = new Random(`run:${seed}`);
+    this.network = new SimNetwork(root.fork("network"), options.network);
+    this.faults = root.fork("faults");
+    this.trace = new TraceRecorder(keepTraceEventsMax);
+    const report = (v: Violation) => this.violate(v);
+    this.electionSafety = new ElectionSafety(report);
+    this.logMatching = new LogMatching(report);
+    this.committedLog = new CommittedLog(report);
+    this.durableAcks = new DurableAcks(report);
+    this.memberIds = Array.from({ length: options.members }, (_, i) => `n${i + 1}`);
+    this.createMembers(root);
+    this.createClients(root);
+  }
+
+  private createMembers(root: Random): void {
+    const clocks = root.fork("clocks");
+    const rho = this.options.clocks.clockDriftMax;
+    for (const id of this.memberIds) {
+      const raftRandom = root.fork(`raft:${id}`);
+      const drift = this.options.clocks.exceedDrift && clocks.chance(0.5) ? clocks.between(2, 10) * rho : rho;
+      const clock = new SimClock(clocks.int(0, 10_000_000), 1 + clocks.between(-drift, drift));
+      const config = {
+        id,
+        voters: this.memberIds,
+        random: () => raftRandom.next(),
+        electionTicks: this.options.electionTicks,
+        heartbeatTicks: this.options.heartbeatTicks,
+        preVote: this.options.preVote,
+        checkQuorum: this.options.checkQuorum,
+        messageBytesMax: this.options.messageBytesMax,
+        inflightMessagesMax: this.options.inflightMessagesMax,
+      };
+      this.members.set(id, new SimMember(id, clock, config, this));
+    }
+  }
+
+  private createClients(root: Random): void {
+    for (let i = 1; i <= this.options.workload.clients; i += 1) {
+      this.clients.push(
+        new SimClient(i, this.memberIds, root.fork(`client:${i}`), this.options.workload, {
+          now: () => this.time,
+          send: (client, member, request) => this.sendClientRequest(client, member, request),
+          after: (delayUs, fn) => this.at(this.time + delayUs, fn),
+          nextRequestId: () => ++this.requestIds,
+          record: (operation, seq) => this.recordOperation(operation, seq),
+        }, () => ++this.operationIds),
+      );
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The run
+
+  run(): void {
+    for (const member of this.members.values()) this.startMember(member);
+    for (const client of this.clients) this.at(this.faults.int(0, 20_000), () => client.wake());
+    if (this.options.partitions.enabled) this.scheduleNextPartition();
+    if (this.options.crashes.enabled) this.scheduleNextCrash();
+    this.recordPhase("safety");
+    const safetyEndUs = this.options.safetyTicks * this.options.tickMs * 1000;
+    try {
+      this.runUntil(safetyEndUs);
+      this.logMatching.check(this.time, this.logs());
+      this.runLiveness(safetyEndUs);
+    } catch (error) {
+      if (!(error instanceof RunAborted)) throw error;
+    }
+    this.finalChecks();
+  }
+
+  private runUntil(endUs: number, stop?: () => boolean): void {
+    while (this.queue.peekTime() <= endUs) {
+      const next = this.queue.pop();
+      if (next === undefined) break;
+      this.time = next.time;
+      this.stats.events += 1;
+      try {
+        next.event();
+      } catch (error) {
+        if (error instanceof AssertionFailure) {
+          this.violate({ checker: "assertion", message: error.message, t: this.time });
+          throw new RunAborted();
+        }
+        throw error;
+      }
+      if (stop?.()) return;
+    }
+    this.time = Math.max(this.time, endUs);
+  }
+
+  /** Heals everything, then requires recovery within the stated bound. */
+  private runLiveness(healedAt: number): void {
+    this.phase = "liveness";
+    this.recordPhase("liveness");
+    this.heal();
+    for (const member of this.members.values()) if (!member.up) this.restartMember(member);
+    this.network.options = { ...this.network.options, lossRate: 0, duplicateRate: 0, reorderRate: 0 };
+    for (const client of this.clients) {
+      client.accepting = false;
+      client.patient = true;
+    }
+    const boundUs = livenessBoundUs(this.options);
+    let leaderAt: number | null = null;
+    let opsDoneAt: number | null = null;
+    let convergedAt: number | null = null;
+    const stepUs = this.options.tickMs * 1000;
+    for (let t = healedAt; t <= healedAt + boundUs && convergedAt === null; t += stepUs) {
+      this.runUntil(t);
+      if (leaderAt === null && this.leaderKnownToAll()) leaderAt = this.time;
+      if (opsDoneAt === null && this.clients.every((c) => !c.busy)) opsDoneAt = this.time;
+      if (leaderAt !== null && opsDoneAt !== null && this.converged()) convergedAt = this.time;
+    }
+    for (const v of checkLiveness({ healedAt, boundUs, leaderAt, opsDoneAt, convergedAt })) this.violate(v);
+  }
+
+  private leaderKnownToAll(): boolean {
+    const members = [...this.members.values()];
+    const leader = members.find((m) => m.role === "leader");
+    return leader !== undefined && members.every((m) => m.leader === leader.id && m.term === leader.term);
+  }
+
+  private converged(): boolean {
+    const members = [...this.members.values()];
+    const first = members[0] as SimMember;
+    const index = first.kv.appliedIndex;
+    const fingerprint = first.kv.fingerprint();
+    return members.every((m) => m.kv.appliedIndex === index && m.commit === index && m.kv.fingerprint() === fingerprint);
+  }
+
+  private finalChecks(): void {
+    this.logMatching.check(this.time, this.logs());
+    for (const member of this.members.values()) {
+      if (member.up) this.durableAcks.check(this.time, member.id, member.committedCommandKeys(decodeCommand));
+    }
+    for (const client of this.clients) {
+      const pending = client.pending();
+      if (pending !== null) {
+        this.history.push({ id: pending.id, client: client.id, input: pending.input, output: null, invokedUs: pending.invokedUs, returnedUs: null });
+        this.stats.clientOpsUnknown += 1;
+      }
+    }
+    this.history.sort((a, b) => a.id - b.id);
+    const result = checkLinearizability(this.history);
+    if (result.status === "violation") {
+      this.violate({ checker: "linearizability", message: `key ${result.key}: ${result.message}`, t: this.time });
+    } else if (result.status === "unknown") {
+      this.violate({ checker: "linearizability", message: `key ${result.key}: undecided (${result.message})`, t: this.time });
+    }
+    this.stats.simulatedMs = Math.round(this.time / 1000);
+    this.stats.elections = this.electionSafety.elections;
+    this.stats.commits = this.committedLog.commitIndex;
+    for (const member of this.members.values()) this.stats.fsyncs += member.disk.syncs;
+  }
+
+  private logs(): Map<string, readonly Entry[]> {
+    const logs = new Map<string, readonly Entry[]>();
+    for (const member of this.members.values()) {
+      logs.set(member.id, member.up ? member.log : member.disk.load().entries);
+    }
+    return logs;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Members
+
+  private startMember(member: SimMember): void {
+    member.start();
+    this.scheduleTick(member, this.faults.int(1, this.options.tickMs * 1000));
+  }
+
+  private scheduleTick(member: SimMember, delayUs: number): void {
+    const generation = member.generation;
+    this.at(this.time + delayUs, () => {
+      if (member.generation !== generation || !member.up) return;
+      this.mix(1, member.id);
+      member.tick();
+      this.scheduleTick(member, member.clock.trueDuration(this.options.tickMs * 1000));
+    });
+  }
+
+  private crashMember(member: SimMember): void {
+    const outcome = member.disk.crash(this.faults, this.options.crashes.tornWrites);
+    member.crash();
+    this.stats.crashes += 1;
+    if (outcome.torn) this.stats.tornWrites += 1;
+    this.mix(2, member.id);
+    this.keep({ t: this.time, kind: "crash", member: member.id });
+  }
+
+  private restartMember(member: SimMember): void {
+    this.committedLog.onRestart(member.id);
+    this.startMember(member);
+    this.mix(3, member.id);
+    this.keep({ t: this.time, kind: "restart", member: member.id });
+  }
+
+  // MemberHost ------------------------------------------------------------------------------------
+
+  now(): number {
+    return this.time;
+  }
+
+  sendRaft(message: Message): void {
+    const id = ++this.messageIds;
+    this.stats.messages += 1;
+    this.mix(4, message.from, message.to, MESSAGE_TYPES.indexOf(message.type), message.term);
+    if (this.trace.keeping) {
+      this.keep({ t: this.time, kind: "send", id, from: message.from, to: message.to, type: message.type, term: message.term, detail: describe(message) });
+    }
+    this.deliver(id, message.from, message.to, () => this.members.get(message.to)?.step(message));
+  }
+
+  reply(member: string, client: number, reply: ClientReply): void {
+    const id = ++this.messageIds;
+    const target = this.clients[client - 1];
+    if (target === undefined) return;
+    if (this.trace.keeping) {
+      this.keep({ t: this.time, kind: "send", id, from: member, to: `c${client}`, type: `client:${reply.status}`, term: 0, detail: `seq=${reply.seq}` });
+    }
+    this.deliver(id, member, `c${client}`, () => target.onReply(reply));
+  }
+
+  private sendClientRequest(client: SimClient, member: string, request: ClientRequest): void {
+    const id = ++this.messageIds;
+    if (this.trace.keeping) {
+      this.keep({ t: this.time, kind: "send", id, from: `c${client.id}`, to: member, type: `client:${request.input.kind}`, term: 0, detail: `seq=${request.seq} key=${request.input.key}` });
+    }
+    this.deliver(id, `c${client.id}`, member, () => this.members.get(member)?.request(request));
+  }
+
+  /** Routes one message through the network: lost, partitioned, or delivered (maybe twice). */
+  private deliver(id: number, from: string, to: string, handle: () => void): void {
+    if (this.network.isBlocked(from, to)) {
+      this.drop(id, "partition");
+      return;
+    }
+    const delays = this.network.route(from, to);
+    if (delays.length === 0) this.drop(id, "loss");
+    for (const delay of delays) {
+      this.at(this.time + delay, () => {
+        const member = this.members.get(to);
+        if (this.network.isBlocked(from, to)) return this.drop(id, "partition");
+        if (member !== undefined && !member.up) return this.drop(id, "crashed");
+        this.mix(5, id);
+        this.keep({ t: this.time, kind: "deliver", id });
+        handle();
+      });
+    }
+  }
+
+  private drop(id: number, reason: "loss" | "partition" | "crashed"): void {
+    this.stats.messagesDropped += 1;
+    this.mix(6, id);
+    this.keep({ t: this.time, kind: "drop", id, reason });
+  }
+
+  scheduleSync(member: SimMember, done: () => void): void {
+    const { fsyncUsMin, fsyncUsMax } = this.options.disk;
+    this.at(this.time + this.faults.int(fsyncUsMin, fsyncUsMax), done);
+  }
+
+  onRole(member: SimMember, role: Role, term: number, leader: string | null): void {
+    this.mix(7, member.id, ["follower", "preCandidate", "candidate", "leader"].indexOf(role), term);
+    this.keep({ t: this.time, kind: "role", member: member.id, role, term, leader });
+    if (role === "leader") {
+      this.electionSafety.onLeader(this.time, term, member.id);
+      this.committedLog.onLeader(this.time, term, member.id, member.log);
+    }
+  }
+
+  onCommit(member: SimMember, commit: number): void {
+    this.committedLog.onCommit(this.time, member.id, commit, member.log);
+    this.keep({ t: this.time, kind: "commit", member: member.id, index: commit });
+  }
+
+  onApply(member: SimMember, entry: Entry, _command: KvCommand | null, _output: KvOutput | null): void {
+    this.committedLog.onApply(this.time, member.id, entry);
+  }
+
+  // Clients ---------------------------------------------------------------------------------------
+
+  private recordOperation(operation: Operation, seq: number): void {
+    this.history.push(operation);
+    this.stats.clientOps += 1;
+    if (operation.output === null) this.stats.clientOpsUnknown += 1;
+    const output = operation.output;
+    if (output !== null && (output.kind === "put" || (output.kind === "cas" && output.ok))) {
+      this.durableAcks.onAck(this.time, commandKey({ client: operation.client, seq, input: operation.input }));
+    }
+  }
+
+  // Faults ----------------------------------------------------------------------------------------
+
+  private scheduleNextPartition(): void {
+    const p = this.options.partitions;
+    this.at(this.time + Math.floor(this.faults.exponential(p.meanIntervalMs * 1000)), () => {
+      if (this.phase !== "safety") return;
+      const leader = [...this.members.values()].find((m) => m.up && m.role === "leader")?.id ?? null;
+      const kind = this.faults.pick(p.kinds);
+      this.partition = this.network.partition(kind, this.memberIds, leader);
+      this.stats.partitions += 1;
+      this.mix(8, p.kinds.indexOf(kind));
+      this.keep({ t: this.time, kind: "partition", description: this.partition.description, blocked: this.partition.blocked });
+      this.at(this.time + this.faults.int(1, p.durationMsMax * 1000), () => {
+        if (this.phase !== "safety") return;
+        this.heal();
+        this.scheduleNextPartition();
+      });
+    });
+  }
+
+  private heal(): void {
+    if (this.partition === null) return;
+    this.network.heal();
+    this.partition = null;
+    this.mix(9);
+    this.keep({ t: this.time, kind: "heal" });
+  }
+
+  private scheduleNextCrash(): void {
+    const c = this.options.crashes;
+    this.at(this.time + Math.floor(this.faults.exponential(c.meanIntervalMs * 1000)), () => {
+      if (this.phase !== "safety") return;
+      const down = [...this.members.values()].filter((m) => !m.up).length;
+      const up = [...this.members.values()].filter((m) => m.up);
+      // Keep a majority up most of the time, so that the run is not all waiting.
+      if (down < Math.floor((this.options.members - 1) / 2) + (this.faults.chance(0.1) ? 1 : 0) && up.length > 0) {
+        const victim = this.faults.pick(up);
+        this.crashMember(victim);
+        this.at(this.time + this.faults.int(1, c.downMsMax * 1000), () => {
+          if (!victim.up) this.restartMember(victim);
+        });
+      }
+      this.scheduleNextCrash();
+    });
+  }
+
+  // Plumbing --------------------------------------------------------------------------------------
+
+  private at(time: number, event: SimEvent): void {
+    this.queue.push(Math.max(time, this.time), event);
+  }
+
+  private mix(kind: number, ...fields: readonly (string | number)[]): void {
+    const values = [kind, this.time];
+    for (const f of fields) values.push(typeof f === "number" ? f : this.names.code(f));
+    this.trace.mix(...values);
+  }
+
+  private keep(event: TraceEvent): void {
+    if (this.trace.keeping) this.trace.keep(event);
+  }
+
+  private recordPhase(phase: "safety" | "liveness"): void {
+    this.mix(10, phase === "safety" ? 0 : 1);
+    this.keep({ t: this.time, kind: "phase", phase });
+  }
+
+  private violate(violation: Violation): void {
+    this.violations.push(violation);
+    this.mix(11, violation.checker);
+    this.keep({ t: violation.t, kind: "violation", checker: violation.checker, message: violation.message });
+  }
+
+  result(wallMs: number): SimResult {
+    this.stats.wallMs = Math.round(wallMs);
+    this.stats.eventsPerSecond = wallMs > 0 ? Math.round(this.stats.events / (wallMs / 1000)) : 0;
+    this.stats.speedup = wallMs > 0 ? Math.round(this.stats.simulatedMs / wallMs) : 0;
+    return {
+      seed: this.seed,
+      options: this.options,
+      traceHash: this.trace.hash(),
+      violations: this.violations,
+      stats: this.stats,
+      history: this.history,
+      trace: this.trace.events(),
+    };
+  }
+}
+
+/** A one-line summary of a Raft message for the diagram. */
+function describe(message: Message): string {
+  switch (message.type) {
+    case "append":
+      return `prev=${message.prevIndex}/${message.prevTerm} n=${message.entries.length} commit=${message.commit}`;
+    case "appendResponse":
+      return message.reject ? `reject ${message.index} hint=${message.rejectHint}/${message.rejectHintTerm}` : `ok ${message.index}`;
+    case "heartbeat":
+      return `commit=${message.commit}`;
+    case "requestVote":
+    case "requestPreVote":
+      return `last=${message.lastIndex}/${message.lastTerm}${message.transfer ? " transfer" : ""}`;
+    case "voteResponse":
+    case "preVoteResponse":
+      return message.reject ? "reject" : "grant";
+    case "heartbeatResponse":
+    case "timeoutNow":
+      return "";
+  }
+}
+
+/** Runs one seed. Deterministic: the same seed and options give the same trace hash. */
+export function runSimulation(seed: number, run: RunOptions = {}): SimResult {
+  const options = run.options ?? drawOptions(seed, run.overrides);
+  const wallClock = run.wallClock ?? (() => 0);
+  const started = wallClock();
+  const simulation = new Simulation(seed, options, run.keepTraceEventsMax ?? 0);
+  simulation.run();
+  return simulation.result(wallClock() - started);
+}
