@@ -4,6 +4,7 @@
  * call it directly.
  */
 import { readFileSync } from "node:fs";
+import { fuzzCommand, simCommand } from "../sim/cli.ts";
 
 /** One `orrery` subcommand. */
 export interface Command {
@@ -29,7 +30,7 @@ const STANDARD_IO: CliIo = {
 };
 
 /** The commands `orrery` knows, in the order `--help` lists them. */
-export const COMMANDS: readonly Command[] = [];
+export const COMMANDS: readonly Command[] = [simCommand, fuzzCommand];
 
 function version(): string {
   const manifest = JSON.parse(

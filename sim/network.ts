@@ -26,7 +26,8 @@ export type PartitionKind = "halves" | "isolate" | "one-way" | "bridge";
 
 /** A partition as created: what to call it and which directed links it cuts. */
 export interface Partition {
-  readonly kind: PartitionKind;
+  /** `cut`: an explicit set of links from a fault schedule. */
+  readonly kind: PartitionKind | "cut";
   readonly description: string;
   readonly blocked: readonly (readonly [string, string])[];
 }
@@ -130,6 +131,13 @@ export class SimNetwork {
     }
     this.blocked = new Set(blocked.map(([a, b]) => `${a}>${b}`));
     return { kind, description, blocked };
+  }
+
+  /** Cuts exactly `links` (directed), replacing any earlier partition. */
+  cut(links: readonly (readonly [string, string])[]): Partition {
+    this.blocked = new Set(links.map(([a, b]) => `${a}>${b}`));
+    const description = links.length === 0 ? "no links cut" : `cut ${links.map(([a, b]) => `${a}->${b}`).join(" ")}`;
+    return { kind: "cut", description, blocked: links };
   }
 
   /** Restores every link. */

@@ -66,6 +66,11 @@ export interface RunOptions {
   readonly overrides?: SimOptionOverrides;
   /** Use exactly these options (a replay); `seed` still seeds every random stream. */
   readonly options?: SimOptions;
+  /**
+   * An explicit fault schedule instead of drawn faults (fuzzing and replays): the drawn partition
+   * and crash processes are off, and exactly these faults happen.
+   */
+  readonly schedule?: readonly FaultEvent[];
   /** Keep up to this many trace events for a diagram. @defaultValue 0 */
   readonly keepTraceEventsMax?: number;
   /** A clock for `wallMs`; the simulator itself never reads one. @defaultValue none (0) */
@@ -82,6 +87,13 @@ export function livenessBoundUs(options: SimOptions): number {
   const electionTimeoutMaxUs = 2 * options.electionTicks * options.tickMs * 1000;
   return 20 * electionTimeoutMaxUs + 4 * options.workload.requestTimeoutMs * 1000;
 }
+
+/** One scheduled fault. `atMs` is simulated true time within the safety phase. */
+export type FaultEvent =
+  | { readonly atMs: number; readonly kind: "cut"; readonly links: readonly (readonly [string, string])[] }
+  | { readonly atMs: number; readonly kind: "heal" }
+  | { readonly atMs: number; readonly kind: "crash"; readonly member: string }
+  | { readonly atMs: number; readonly kind: "restart"; readonly member: string };
 
 type SimEvent = () => void;
 
@@ -121,6 +133,7 @@ class Simulation implements MemberHost {
     readonly seed: number,
     options: SimOptions,
     keepTraceEventsMax: number,
+    private readonly schedule: readonly FaultEvent[] | undefined,
   ) {
     this.options = options;
     const root = new Random(`run:${seed}`);
@@ -179,8 +192,12 @@ class Simulation implements MemberHost {
   run(): void {
     for (const member of this.members.values()) this.startMember(member);
     for (const client of this.clients) this.at(this.faults.int(0, 20_000), () => client.wake());
-    if (this.options.partitions.enabled) this.scheduleNextPartition();
-    if (this.options.crashes.enabled) this.scheduleNextCrash();
+    if (this.schedule !== undefined) {
+      for (const fault of this.schedule) this.at(Math.round(fault.atMs * 1000), () => this.applyFault(fault));
+    } else {
+      if (this.options.partitions.enabled) this.scheduleNextPartition();
+      if (this.options.crashes.enabled) this.scheduleNextCrash();
+    }
     this.recordPhase("safety");
     const safetyEndUs = this.options.safetyTicks * this.options.tickMs * 1000;
     try {
@@ -434,6 +451,30 @@ class Simulation implements MemberHost {
     });
   }
 
+  private applyFault(fault: FaultEvent): void {
+    if (this.phase !== "safety") return;
+    const member = "member" in fault ? this.members.get(fault.member) : undefined;
+    switch (fault.kind) {
+      case "cut": {
+        const links = fault.links.filter(([a, b]) => a !== b && this.members.has(a) && this.members.has(b));
+        this.partition = this.network.cut(links);
+        this.stats.partitions += 1;
+        this.mix(8, links.length);
+        this.keep({ t: this.time, kind: "partition", description: this.partition.description, blocked: this.partition.blocked });
+        return;
+      }
+      case "heal":
+        this.heal();
+        return;
+      case "crash":
+        if (member?.up === true) this.crashMember(member);
+        return;
+      case "restart":
+        if (member !== undefined && !member.up) this.restartMember(member);
+        return;
+    }
+  }
+
   private heal(): void {
     if (this.partition === null) return;
     this.network.heal();
@@ -529,7 +570,7 @@ export function runSimulation(seed: number, run: RunOptions = {}): SimResult {
   const options = run.options ?? drawOptions(seed, run.overrides);
   const wallClock = run.wallClock ?? (() => 0);
   const started = wallClock();
-  const simulation = new Simulation(seed, options, run.keepTraceEventsMax ?? 0);
+  const simulation = new Simulation(seed, options, run.keepTraceEventsMax ?? 0, run.schedule);
   simulation.run();
   return simulation.result(wallClock() - started);
 }
