@@ -21,10 +21,21 @@ export function encodeCommand(command: KvCommand): Uint8Array {
   return encoder.encode(JSON.stringify(command));
 }
 
+/**
+ * Decoded commands by entry data. Members share entry objects in the simulator, so each command
+ * is parsed once rather than once per member; a WeakMap lets entries be collected as usual.
+ */
+const decoded = new WeakMap<Uint8Array, KvCommand>();
+
 /** Decodes entry data into a command; `null` for an empty entry (a new leader's). */
 export function decodeCommand(data: Uint8Array): KvCommand | null {
   if (data.byteLength === 0) return null;
-  return JSON.parse(decoder.decode(data)) as KvCommand;
+  let command = decoded.get(data);
+  if (command === undefined) {
+    command = JSON.parse(decoder.decode(data)) as KvCommand;
+    decoded.set(data, command);
+  }
+  return command;
 }
 
 /** The key identifying a command across retries: `client:seq`. */

@@ -165,6 +165,11 @@ export class RaftLog {
     return out;
   }
 
+  /** Whether any entry awaits persisting (without copying them). */
+  hasUnstable(): boolean {
+    return this.unstableFrom <= this.lastIndex();
+  }
+
   /** Entries the host has not yet persisted. */
   unstableEntries(): Entry[] {
     return this.entries.slice(this.unstableFrom - this.offsetIndex - 1);

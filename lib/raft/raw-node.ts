@@ -131,7 +131,7 @@ export class RaftNode {
     if (soft.leader !== this.previousSoft.leader || soft.role !== this.previousSoft.role) return true;
     if (!sameHardState(this.raft.hardState(), this.previousHard)) return true;
     if (this.raft.outbox.length > 0) return true;
-    if (this.raft.log.unstableEntries().length > 0) return true;
+    if (this.raft.log.hasUnstable()) return true;
     return this.raft.log.committed > this.applying;
   }
 
