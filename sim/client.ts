@@ -80,8 +80,9 @@ export class SimClient {
     const roll = this.random.next() * (w.putWeight + w.getWeight + w.casWeight);
     if (roll < w.putWeight) return { kind: "put", key, value };
     if (roll < w.putWeight + w.getWeight) return { kind: "get", key };
-    // Expect a value this client may have written, or absence: both succeed and fail in practice.
-    const expected = this.random.chance(0.3) ? null : `c${this.random.int(1, w.keys > 0 ? 8 : 1)}-${this.random.int(1, Math.max(1, this.seq))}`;
+    // Expect absence, or a value some client may have written lately: both succeed and fail.
+    const writer = this.random.int(1, w.clients);
+    const expected = this.random.chance(0.3) ? null : `c${writer}-${Math.max(1, this.seq - this.random.int(0, 3))}`;
     return { kind: "cas", key, expected, value };
   }
 
