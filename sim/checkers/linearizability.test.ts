@@ -119,7 +119,9 @@ function execute(planned: readonly PlannedOp[]): Operation[] {
     const ret = inv + p.durationUs;
     clockUs.set(p.client, ret);
     const effectUs =
-      p.outcome === "known" ? inv + Math.floor((p.durationUs * p.effectPermille) / 1000) : inv + p.lateUs;
+      p.outcome === "known"
+        ? inv + Math.floor((p.durationUs * p.effectPermille) / 1000)
+        : inv + p.lateUs;
     return { p, index, inv, ret, effectUs };
   });
   const register = new Map<string, string>();
@@ -153,13 +155,56 @@ function execute(planned: readonly PlannedOp[]): Operation[] {
   });
 }
 
-function replaceOutput(ops: readonly Operation[], index: number, value: string): Operation[] {
-  return ops.map((op, i) => (i === index ? { ...op, output: { kind: "get", value } } : op));
-}
-
 /** Completed reads, by index into `ops`. */
 function completedGets(ops: readonly Operation[]): number[] {
   return ops.flatMap((op, i) => (op.input.kind === "get" && op.output !== null ? [i] : []));
+}
+
+/** The value `op` may have written: not a get's, nor a cas's that answered it failed. */
+function writtenValue(op: Operation): string | null {
+  if (op.input.kind === "get") return null;
+  if (op.output?.kind === "cas" && !op.output.ok) return null;
+  return op.input.value;
+}
+
+/**
+ * Stale values for completed reads: (read, value) such that some write w surely took effect
+ * (a completed put, or a completed cas that answered ok) of another value, returned before the
+ * read was invoked, and every write of `value` (`null` has none) returned before w was invoked.
+ * Whatever the order, `value` was overwritten for good before the read began, so a read of it
+ * is a violation that only the search can find: the value was written, and early enough.
+ */
+function staleReads(ops: readonly Operation[]): { index: number; value: string | null }[] {
+  const found: { index: number; value: string | null }[] = [];
+  for (const index of completedGets(ops)) {
+    const read = ops[index];
+    if (read === undefined) continue;
+    const sameKey = ops.filter((op) => op.input.key === read.input.key);
+    // When each value was last possibly written: never for null, forever if a write is unknown.
+    const lastWriteUs = new Map<string | null, number>([[null, -Infinity]]);
+    for (const op of sameKey) {
+      const value = writtenValue(op);
+      if (value === null) continue;
+      const until = op.returnedUs ?? Infinity;
+      lastWriteUs.set(value, Math.max(lastWriteUs.get(value) ?? -Infinity, until));
+    }
+    const overwrites = sameKey.filter(
+      (w) =>
+        w.returnedUs !== null &&
+        w.returnedUs < read.invokedUs &&
+        (w.output?.kind === "put" || (w.output?.kind === "cas" && w.output.ok)),
+    );
+    for (const [value, lastUs] of lastWriteUs) {
+      if (overwrites.some((w) => writtenValue(w) !== value && lastUs < w.invokedUs)) {
+        found.push({ index, value });
+      }
+    }
+  }
+  return found;
+}
+
+function replaceRead(ops: readonly Operation[], index: number, value: string | null): Operation[] {
+  return ops.map((op, i) => (i === index ? { ...op, output: { kind: "get", value } } : op));
 }
 
 /** A tiny deterministic PRNG for the larger fixed workloads (mulberry32). */
@@ -175,7 +220,8 @@ function prng(seed: number): () => number {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A deliberately naive checker: tries every order of every subset of unknown writes, no memo.
+// A deliberately naive checker: tries every order of the operations (unknown ones optional),
+// remembering only which (set placed, value) pairs already failed, so that 12 operations are fast.
 
 function naiveLinearizable(ops: readonly Operation[]): Map<string, boolean> {
   const keys = [...new Set(ops.map((op) => op.input.key))].sort();
@@ -183,18 +229,24 @@ function naiveLinearizable(ops: readonly Operation[]): Map<string, boolean> {
 }
 
 function naiveKey(ops: readonly Operation[]): boolean {
-  const place = (remaining: readonly Operation[], value: string | null): boolean => {
+  assert.ok(ops.length <= 30);
+  const failed = new Set<string>();
+  const place = (placed: number, value: string | null): boolean => {
+    const remaining = ops.filter((_, i) => (placed & (1 << i)) === 0);
     if (remaining.every((op) => op.output === null)) return true; // unknown ones: never
-    return remaining.some((op) => {
-      const blocked = remaining.some(
+    if (failed.has(`${placed} ${value}`)) return false;
+    const found = ops.some((op, i) => {
+      if ((placed & (1 << i)) !== 0) return false;
+      const mustWait = remaining.some(
         (r) => r !== op && r.returnedUs !== null && r.returnedUs < op.invokedUs,
       );
-      if (blocked) return false;
-      const next = naiveStep(op, value);
-      return next !== undefined && place(remaining.filter((r) => r !== op), next);
+      const next = mustWait ? undefined : naiveStep(op, value);
+      return next !== undefined && place(placed | (1 << i), next);
     });
+    if (!found) failed.add(`${placed} ${value}`);
+    return found;
   };
-  return place(ops, null);
+  return place(0, null);
 }
 
 /** The register after `op`, or undefined when its recorded output rules it out. */
@@ -424,14 +476,16 @@ describe("checkLinearizability", () => {
       const h = new History().put(1, "x", "a", 0, 1);
       for (let i = 1; i <= 100; i += 1) {
         // A stale read at the 10th step; everything else sequential and correct.
-        h.put(1, "x", `v${i}`, 10 * i, 10 * i + 2).get(2, "x", i === 10 ? "v8" : `v${i}`, 10 * i + 4, 10 * i + 6);
+        const read = i === 10 ? "v8" : `v${i}`;
+        h.put(1, "x", `v${i}`, 10 * i, 10 * i + 2).get(2, "x", read, 10 * i + 4, 10 * i + 6);
       }
       const result = check(h);
       assert.equal(result.status, "violation");
       assert.ok(result.operations.length <= 22, `${result.operations.length} operations`);
-      assert.ok(result.operations.some((op) => op.output?.kind === "get" && op.output.value === "v8"));
+      const readsV8 = (op: Operation) => op.output?.kind === "get" && op.output.value === "v8";
+      assert.ok(result.operations.some(readsV8));
       assert.equal(check(result.operations).status, "violation");
-      assert.match(result.message, /key "x"/);
+      assert.match(result.message, /^no linearization of the key's 201 operations/);
       assert.match(result.message, /get\(\) => "v8"/);
     });
 
@@ -471,7 +525,9 @@ describe("checkLinearizability", () => {
 
     it("returns unknown, not ok, on a linearizable history with a tiny budget", () => {
       const h = new History();
-      for (let i = 0; i < 50; i += 1) h.put(1, "x", `v${i}`, 10 * i, 10 * i + 1).get(2, "x", `v${i}`, 10 * i + 2, 10 * i + 3);
+      for (let i = 0; i < 50; i += 1) {
+        h.put(1, "x", `v${i}`, 10 * i, 10 * i + 1).get(2, "x", `v${i}`, 10 * i + 2, 10 * i + 3);
+      }
       assert.equal(check(h, 5).status, "unknown");
       assert.equal(check(h).status, "ok");
     });
@@ -501,6 +557,23 @@ describe("checkLinearizability", () => {
       assert.ok(elapsedMs < 1000, `${elapsedMs} ms`);
     });
 
+    it("finds a stale read late in 2,000 mostly sequential operations quickly", () => {
+      const random = prng(8);
+      const h = new History();
+      for (let i = 0; i < 1000; i += 1) {
+        const t = 100 * i;
+        if (random() < 0.05) h.put(3, "x", `w${i}`, t, random() < 0.5 ? null : t + 150);
+        // The 990th read sees the value of the write before.
+        const read = i === 990 ? "v989" : `v${i}`;
+        h.put(1, "x", `v${i}`, t + 10, t + 20).get(2, "x", read, t + 30, t + 40);
+      }
+      const started = performance.now();
+      const result = check(h);
+      const elapsedMs = performance.now() - started;
+      assert.equal(result.status, "violation");
+      assert.ok(elapsedMs < 1000, `${elapsedMs} ms`);
+    });
+
     it("checks 20 concurrent clients with 200 operations on one key quickly", () => {
       const random = prng(11);
       const planned: PlannedOp[] = [];
@@ -524,8 +597,9 @@ describe("checkLinearizability", () => {
       assert.equal(check(ops).status, "ok");
       assert.ok(performance.now() - started < 1000, `${performance.now() - started} ms`);
 
-      const gets = completedGets(ops);
-      const mutated = replaceOutput(ops, gets[Math.floor(gets.length / 2)] ?? -1, "never-written");
+      const stale = staleReads(ops);
+      const { index, value } = stale[Math.floor(stale.length / 2)] ?? { index: -1, value: null };
+      const mutated = replaceRead(ops, index, value);
       started = performance.now();
       assert.notEqual(check(mutated).status, "ok");
       assert.ok(performance.now() - started < 3000, `${performance.now() - started} ms`);
@@ -555,7 +629,7 @@ describe("checkLinearizability", () => {
           const gets = completedGets(ops);
           fc.pre(gets.length > 0);
           const index = gets[pick % gets.length] ?? -1;
-          const result = check(replaceOutput(ops, index, "never-written"));
+          const result = check(replaceRead(ops, index, "never-written"));
           assert.equal(result.status, "violation");
           assert.equal(result.key, ops[index]?.input.key);
         }),
@@ -571,15 +645,16 @@ describe("checkLinearizability", () => {
             if (read === undefined || read.returnedUs === null) return [];
             const writtenLater = ["a", "b", "c"].filter((value) => {
               const writes = ops.filter(
-                (op) => op.input.key === read.input.key && op.input.kind !== "get" && op.input.value === value,
+                (op) => op.input.key === read.input.key && writtenValue(op) === value,
               );
-              return writes.length > 0 && writes.every((op) => op.invokedUs > (read.returnedUs ?? 0));
+              const afterRead = (op: Operation) => op.invokedUs > (read.returnedUs ?? 0);
+              return writes.length > 0 && writes.every(afterRead);
             });
             return writtenLater.map((value) => ({ index, value }));
           });
           fc.pre(candidates.length > 0);
           const { index, value } = candidates[pick % candidates.length] ?? { index: -1, value: "" };
-          const result = check(replaceOutput(ops, index, value));
+          const result = check(replaceRead(ops, index, value));
           assert.equal(result.status, "violation");
           assert.equal(result.key, ops[index]?.input.key);
         }),
@@ -587,9 +662,47 @@ describe("checkLinearizability", () => {
       );
     });
 
+    it("rejects such a history once a read returns a value surely overwritten before it", () => {
+      fc.assert(
+        fc.property(history, fc.nat(), (ops, pick) => {
+          const stale = staleReads(ops);
+          fc.pre(stale.length > 0);
+          const { index, value } = stale[pick % stale.length] ?? { index: -1, value: null };
+          const result = check(replaceRead(ops, index, value));
+          assert.equal(result.status, "violation");
+          assert.equal(result.key, ops[index]?.input.key);
+        }),
+        { numRuns: NUM_RUNS },
+      );
+    });
+
+    it("agrees with a naive search on run histories with one output changed", () => {
+      const small = fc
+        .integer({ min: 1, max: 4 })
+        .chain((clients) => fc.array(plannedOp(clients, ["x"]), { maxLength: 12 }))
+        .map(execute);
+      fc.assert(
+        fc.property(small, fc.nat(), fc.constantFrom(null, "a", "b", "c"), (ops, pick, read) => {
+          const index = pick % Math.max(ops.length, 1);
+          const changed = ops.map((op, i) => {
+            if (i !== index || op.output === null) return op;
+            if (op.output.kind === "cas") {
+              return { ...op, output: { kind: "cas", ok: !op.output.ok } };
+            }
+            if (op.output.kind === "get") return { ...op, output: { kind: "get", value: read } };
+            return op;
+          }) as Operation[];
+          const result = check(changed);
+          assert.equal(result.status === "ok", naiveKey(changed));
+          if (result.status === "violation") assert.equal(naiveKey(result.operations), false);
+        }),
+        { numRuns: 1_000 },
+      );
+    });
+
     it("agrees with a naive search over every order on tiny histories", () => {
       const tiny = fc
-        .array(tinyOp, { maxLength: 7 })
+        .array(tinyOp, { maxLength: 9 })
         .map((ops) => ops.map((op, id) => ({ ...op, id })));
       fc.assert(
         fc.property(tiny, (ops) => {
@@ -601,7 +714,7 @@ describe("checkLinearizability", () => {
           } else {
             assert.equal(result.status, "violation");
             assert.equal(result.key, firstBad);
-            assert.equal(naiveKey(result.operations), false, "the reported subset fails on its own");
+            assert.equal(naiveKey(result.operations), false, "the subset fails on its own");
           }
         }),
         { numRuns: 2_000 },

@@ -14,20 +14,26 @@
  *
  * Unknown outcome (`output === null && returnedUs === null`: the client gave up): as in
  * Porcupine, the operation's return is at +infinity and its output unconstrained, so it may take
- * effect at any instant after `invokedUs`, and because an operation placed after every completed
- * one is invisible, it may also never take effect. An unknown `get` changes nothing and is dropped.
- * The search keeps unknown writes out of the event list and tries them only after every
- * completed candidate, and only when they would change the register, since an unknown write that
- * changes nothing is as good as omitted.
+ * effect at any instant after `invokedUs`; and since an operation placed after every completed
+ * one is invisible, it may also never take effect. An unknown get changes nothing and is dropped.
+ * Unknown writes stay out of the event list: they are moves the search may make once invoked.
  *
- * Memoization: a search state is (completed operations linearized, unknown operations used,
- * register value). A state is recorded when its whole subtree has failed. A state with the same
+ * Per key, in order:
+ * 1. A cheap test: a get that read a value (or a cas that swapped from one) no write of which was
+ *    invoked before it returned is a violation on its face.
+ * 2. The search, depth first over states (completed operations linearized, unknown operations
+ *    used, register value), iterative with an explicit stack and bounded by `searchStepsMax`.
+ *    Moves are ordered to find a linearization fast (see `KeySearch.enter`): a completed read
+ *    that matches the register is taken alone, writes are tried when something pending needs
+ *    their value, and unknown writes only when needed.
+ * 3. On a violation, a binary search for the shortest failing prefix, to report few operations.
+ *
+ * Memoization: a state is recorded when its whole subtree has failed. A state with the same
  * completed set and value as a failed one, and at least the same unknown operations used, has
  * fewer choices left and fails too, so it is pruned (Lowe's rule, strengthened by that
  * dominance over unknown operations, which are optional).
  *
- * The search is iterative (an explicit stack), bounded by a step budget, and pure: no clock, no
- * randomness, no host I/O.
+ * Pure and deterministic: no clock, no randomness, no host I/O.
  */
 import { assert, unreachable } from "../../lib/assert.ts";
 import type { Operation } from "../history.ts";
@@ -48,10 +54,13 @@ export interface LinearizabilityOptions {
 /**
  * The verdict of {@link checkLinearizability}.
  * - `ok`: every key's history is linearizable; `keys` were checked, holding `operations` in all.
- * - `violation`: `key`'s history is not linearizable. `operations` are that key's operations
- *   invoked up to the end of the shortest failing prefix found, in input order (unknown-outcome
- *   reads left out); they form a failing history on their own.
+ * - `violation`: `key`'s history is not linearizable. `operations`, in input order, fail on
+ *   their own: a read of a value nobody had yet been asked to write and those writes, or else
+ *   the key's operations invoked up to the end of the shortest failing prefix found (unknown
+ *   reads left out). `message` names the operation the deepest attempt could not place.
  * - `unknown`: the search on `key` ran out of budget; nothing was proven either way.
+ *
+ * `message` does not repeat the key.
  */
 export type LinearizabilityResult =
   | { readonly status: "ok"; readonly keys: number; readonly operations: number }
@@ -87,6 +96,8 @@ export function checkLinearizability(
   let firstUnknown: LinearizabilityResult | null = null;
   for (const key of keys) {
     const keyOps = byKey.get(key) ?? [];
+    const unexplained = unexplainedRead(key, keyOps);
+    if (unexplained !== null) return unexplained;
     const verdict = searchKey(keyOps, searchStepsMax);
     if (verdict.kind === "violation") return violation(key, keyOps, verdict, searchStepsMax);
     if (verdict.kind === "unknown" && firstUnknown === null) {
@@ -94,7 +105,7 @@ export function checkLinearizability(
         status: "unknown",
         key,
         message:
-          `key ${quote(key)}: search budget of ${searchStepsMax} steps exhausted on ` +
+          `search budget of ${searchStepsMax} steps exhausted on ` +
           `${keyOps.length} operations; linearizability neither proven nor refuted`,
       };
     }
@@ -147,6 +158,60 @@ function isUnknown(op: Operation): boolean {
   return op.output === null;
 }
 
+/**
+ * The cheap case first: an operation that observed a value (a get that read it, a cas that
+ * swapped from it) which no write of that value had been invoked to produce by the time the
+ * operation returned. It fails together with just those writes, so no search is needed; when
+ * there are several, the one that returned first (then the lowest id) is reported.
+ */
+function unexplainedRead(key: string, ops: readonly Operation[]): LinearizabilityResult | null {
+  const firstWriteUs = new Map<string, number>();
+  for (const op of ops) {
+    const value = writtenValue(op);
+    if (value === null) continue;
+    const earliest = firstWriteUs.get(value);
+    if (earliest === undefined || op.invokedUs < earliest) firstWriteUs.set(value, op.invokedUs);
+  }
+  let culprit: { op: Operation; value: string } | null = null;
+  for (const op of ops) {
+    const value = observedValue(op);
+    if (value === null || op.returnedUs === null) continue;
+    if ((firstWriteUs.get(value) ?? Infinity) <= op.returnedUs) continue;
+    const earlier =
+      culprit === null ||
+      op.returnedUs < (culprit.op.returnedUs ?? Infinity) ||
+      (op.returnedUs === culprit.op.returnedUs && op.id < culprit.op.id);
+    if (earlier) culprit = { op, value };
+  }
+  if (culprit === null) return null;
+  const { op, value } = culprit;
+  const operations = ops.filter((o) => o === op || writtenValue(o) === value);
+  const verb = op.input.kind === "get" ? "read" : "swapped from";
+  return {
+    status: "violation",
+    key,
+    message:
+      `${describeOperation(op)} ${verb} ${quote(value)}, but no write of ` +
+      `${quote(value)} was invoked before it returned`,
+    operations,
+  };
+}
+
+/** The value `op` may have written: not a get's, nor a cas's that answered it failed. */
+function writtenValue(op: Operation): string | null {
+  if (op.input.kind === "get") return null;
+  if (op.output?.kind === "cas" && !op.output.ok) return null;
+  return op.input.value;
+}
+
+/** The non-null value a completed get read or a successful cas swapped from, else null. */
+function observedValue(op: Operation): string | null {
+  const output = op.output;
+  if (output?.kind === "get") return output.value;
+  if (output?.kind === "cas" && output.ok && op.input.kind === "cas") return op.input.expected;
+  return null;
+}
+
 // ---------------------------------------------------------------------------------------------
 // One key's history, compiled to arrays. Register values are interned: 0 is `null` (absent).
 
@@ -172,6 +237,8 @@ interface Compiled {
   readonly unknownExpected: Int32Array;
   readonly unknownValue: Int32Array;
   readonly unknownInvokedUs: Float64Array;
+  /** Interned values, counting `null`: ids are 0..valueCount-1. */
+  readonly valueCount: number;
 }
 
 function compileKey(ops: readonly Operation[]): Compiled {
@@ -204,6 +271,7 @@ function compileKey(ops: readonly Operation[]): Compiled {
     unknownExpected: new Int32Array(unknown.length),
     unknownValue: new Int32Array(unknown.length),
     unknownInvokedUs: Float64Array.from(unknown, (op) => op.invokedUs),
+    valueCount: interned.size + 1,
   };
   completed.forEach((op, i) => compileCompleted(c, i, op, lookup));
   unknown.forEach((op, j) => {
@@ -266,6 +334,22 @@ function stepUnknown(c: Compiled, j: number, value: number): number {
   const written = c.unknownValue[j] ?? value;
   if (c.unknownKind[j] === OP_CAS && c.unknownExpected[j] !== value) return -1;
   return written === value ? -1 : written;
+}
+
+/** A completed get, or a completed cas that failed: it leaves the register as it is. */
+function isReadOnly(c: Compiled, i: number): boolean {
+  return c.kind[i] === OP_GET || (c.kind[i] === OP_CAS && c.casOk[i] === 0);
+}
+
+/**
+ * The value completed operation `i` needs the register to hold (a get: what it read; a cas
+ * that succeeded: what it expected), or VALUE_NEVER_WRITTEN when no single value is needed.
+ */
+function wantedValue(c: Compiled, i: number): number {
+  if (c.kind[i] === OP_GET || (c.kind[i] === OP_CAS && c.casOk[i] === 1)) {
+    return c.argA[i] ?? VALUE_NEVER_WRITTEN;
+  }
+  return VALUE_NEVER_WRITTEN;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -360,172 +444,379 @@ class EventList {
   }
 }
 
-const FRAME_COMPLETED = 0;
-const FRAME_UNKNOWN = 1;
+/** Tiers of moves, tried in this order; see `KeySearch.enter`. */
+const TIER_COUNT = 7;
 
 /**
  * The depth-first search over one key. Its state: which completed operations are linearized
  * (`completedBits`, and lifted out of `events`), which unknown ones were used (`unknownBits`),
- * and the register `value`. A cursor walks the current state's candidates: first the calls
- * ahead of the first return in `events` (phase 0), then the unknown operations invoked no later
- * than that return (phase 1). Taking a candidate pushes a frame; running out pops one.
+ * and the register value. Each state on the path is a level of the explicit stack, holding its
+ * moves (a call node `> 0` of a completed operation, or `-(j + 1)` for unknown operation j) and
+ * the register after each. Taking a move enters a child state; running out of moves records the
+ * state as failed and backs up. The stack and the move lists live in typed arrays allocated once.
  */
 class KeySearch {
   private readonly events: EventList;
   private readonly completedBits: Uint32Array;
   private readonly unknownBits: Uint32Array;
-  /** Failed states: key (completed set, value) -> minimal sets of unknown operations used. */
-  private readonly failed = new Map<string, Uint32Array[]>();
-  private readonly frameKind: number[] = [];
-  private readonly frameRef: number[] = [];
-  private readonly frameValue: number[] = [];
-  private value = 0;
+  /** Zobrist-style hash of `completedBits`, kept up to date move by move. */
+  private completedHash = 0;
+  private readonly failed: FailedStates;
+  // The stack: one level per state on the current path; the root is level 0.
+  private depth = 0;
+  private readonly levelValue: Int32Array;
+  private readonly levelBlocking: Int32Array;
+  private readonly levelStart: Int32Array;
+  private readonly levelCount: Int32Array;
+  private readonly levelIndex: Int32Array;
+  // Every level's moves, back to back (a stack too), and the register after each.
+  private movePool: Int32Array;
+  private valuePool: Int32Array;
+  // Scratch for `enter`, sized for the widest possible window.
+  private readonly scratchMove: Int32Array;
+  private readonly scratchValue: Int32Array;
+  private readonly scratchTier: Uint8Array;
+  /** `wantedEpoch[value] === epoch`: some pending operation needs the register to hold it. */
+  private readonly wantedEpoch: Float64Array;
+  private epoch = 0;
   private linearized = 0;
-  private phase = 0;
-  private cursor = -1;
-  private unknownCursor = 0;
-  private windowEndUs = 0;
-  private blocking = -1;
   private linearizedMax = -1;
   private blockingAtMax = -1;
 
   constructor(private readonly c: Compiled) {
     this.events = new EventList(c.completed);
-    // An even number of words, so that the set reads as 16-bit character codes (see stateKey).
-    this.completedBits = new Uint32Array(2 * Math.ceil(c.completed.length / 64));
+    this.completedBits = new Uint32Array(Math.ceil(c.completed.length / 32));
     this.unknownBits = new Uint32Array(Math.ceil(c.unknown.length / 32));
-    this.cursor = this.events.first();
+    this.failed = new FailedStates(this.completedBits.length, this.unknownBits.length);
+    const depthMax = c.completed.length + c.unknown.length + 1;
+    this.levelValue = new Int32Array(depthMax);
+    this.levelBlocking = new Int32Array(depthMax);
+    this.levelStart = new Int32Array(depthMax);
+    this.levelCount = new Int32Array(depthMax);
+    this.levelIndex = new Int32Array(depthMax);
+    this.movePool = new Int32Array(1024);
+    this.valuePool = new Int32Array(1024);
+    this.scratchMove = new Int32Array(depthMax);
+    this.scratchValue = new Int32Array(depthMax);
+    this.scratchTier = new Uint8Array(depthMax);
+    this.wantedEpoch = new Float64Array(c.valueCount);
   }
 
   run(searchStepsMax: number): KeyVerdict {
     const total = this.c.completed.length;
+    if (total === 0) return { kind: "ok", steps: 0 };
     let steps = 0;
+    this.enter(0);
     for (;;) {
-      // Unknown operations left over can all go after the last completed one, or nowhere.
-      if (this.linearized === total) return { kind: "ok", steps };
+      const top = this.depth - 1;
+      const index = this.levelIndex[top] ?? 0;
+      if (index >= (this.levelCount[top] ?? 0)) {
+        if (!this.backtrack()) return this.violation(steps);
+        continue;
+      }
       if (steps >= searchStepsMax) return { kind: "unknown", steps };
       steps += 1;
-      if (this.phase === 0) this.stepCompletedCandidate();
-      else if (!this.stepUnknownCandidate() && !this.backtrack()) {
-        return {
-          kind: "violation",
-          steps,
-          linearizedMax: this.linearizedMax,
-          blocking: this.c.completed[this.blockingAtMax] ?? null,
-          completedCount: total,
-        };
+      const slot = (this.levelStart[top] ?? 0) + index;
+      const move = this.movePool[slot] ?? 0;
+      const value = this.valuePool[slot] ?? 0;
+      this.setMove(move, true);
+      if (this.isDominated(value)) {
+        this.setMove(move, false);
+        this.levelIndex[top] = index + 1;
+        continue;
       }
+      if (move > 0) {
+        this.events.lift(move);
+        this.linearized += 1;
+        // Unknown operations left over can all go after the last completed one, or nowhere.
+        if (this.linearized === total) return { kind: "ok", steps };
+      }
+      this.enter(value);
     }
   }
 
-  /** Phase 0: tries the call under the cursor, or ends the window at a return. */
-  private stepCompletedCandidate(): void {
-    const node = this.cursor;
-    assert(node !== -1, "a return remains while completed operations remain");
-    if (this.events.isCall[node] !== 1) {
-      this.windowEndUs = this.events.timeUs[node] ?? Infinity;
-      this.blocking = this.events.op[node] ?? -1;
-      this.phase = 1;
-      this.unknownCursor = 0;
+  /**
+   * Pushes the level of the state just entered, whose register holds `value`.
+   *
+   * A completed read (a get, or a cas that failed) that matches the register is the only move:
+   * it changes nothing, and any linearization from here stays one with it moved to the front,
+   * so trying anything else first is wasted work. Otherwise the moves are writes, in tiers: those
+   * producing the value the blocking operation needs (completed, then unknown), the blocking
+   * operation itself, those producing a value another pending operation needs (completed, then
+   * unknown), other completed writes, and last other unknown writes, only when a failed cas needs
+   * the register to change. This follows the just-in-time idea: linearize a write when something
+   * needs it, so that orders of concurrent writes nothing observes are rarely explored.
+   *
+   * Leaving out the other unknown writes loses no linearization: in any linearization, an
+   * unknown write followed by an operation that neither reads its value, nor expects it, nor is a
+   * failed cas stuck on the value before it, is either overwritten by that operation (drop the
+   * write: it may never take effect) or commutes with it (move the write later: it has no
+   * deadline). Repeating this ends with every unknown write where something needs it, or gone.
+   */
+  private enter(value: number): void {
+    const c = this.c;
+    const end = this.events.firstReturn();
+    const blocking = this.events.op[end] ?? -1;
+    const windowEndUs = this.events.timeUs[end] ?? Infinity;
+    const forced = this.forcedRead(value, end);
+    if (forced !== -1) {
+      this.pushLevel(value, blocking, 1);
+      this.movePool[this.levelStart[this.depth - 1] ?? 0] = forced;
+      this.valuePool[this.levelStart[this.depth - 1] ?? 0] = value;
       return;
     }
-    const i = this.events.op[node] ?? -1;
-    const next = stepCompleted(this.c, i, this.value);
-    if (next >= 0) {
-      setBit(this.completedBits, i);
-      if (!this.isDominated(next)) {
-        this.push(FRAME_COMPLETED, node, next);
-        this.events.lift(node);
-        this.linearized += 1;
-        return;
-      }
-      clearBit(this.completedBits, i);
+    const blockingWants = this.markWanted(value, end, windowEndUs);
+    const stuck = this.isStuck(value, end);
+    let count = 0;
+    for (let node = this.events.first(); node !== end; node = this.events.next[node] ?? end) {
+      const i = this.events.op[node] ?? -1;
+      const next = stepCompleted(c, i, value);
+      if (next < 0) continue;
+      this.scratchMove[count] = node;
+      this.scratchValue[count] = next;
+      this.scratchTier[count] =
+        next === blockingWants ? 0 : i === blocking ? 2 : this.isWanted(next) ? 3 : 5;
+      count += 1;
     }
-    this.cursor = this.events.next[node] ?? -1;
+    for (let j = 0; j < c.unknown.length; j += 1) {
+      if ((c.unknownInvokedUs[j] ?? Infinity) > windowEndUs) break;
+      if (hasBit(this.unknownBits, j)) continue;
+      const next = stepUnknown(c, j, value);
+      if (next < 0) continue;
+      const tier = next === blockingWants ? 1 : this.isWanted(next) ? 4 : stuck ? 6 : -1;
+      if (tier === -1) continue;
+      this.scratchMove[count] = -(j + 1);
+      this.scratchValue[count] = next;
+      this.scratchTier[count] = tier;
+      count += 1;
+    }
+    this.pushLevel(value, blocking, count);
+    let slot = this.levelStart[this.depth - 1] ?? 0;
+    for (let tier = 0; tier < TIER_COUNT; tier += 1) {
+      for (let k = 0; k < count; k += 1) {
+        if (this.scratchTier[k] !== tier) continue;
+        this.movePool[slot] = this.scratchMove[k] ?? 0;
+        this.valuePool[slot] = this.scratchValue[k] ?? 0;
+        slot += 1;
+      }
+    }
   }
 
-  /** Phase 1: tries the unknown operation under the cursor; false when none is left. */
-  private stepUnknownCandidate(): boolean {
-    const j = this.unknownCursor;
-    if (j >= this.c.unknown.length) return false;
-    if ((this.c.unknownInvokedUs[j] ?? Infinity) > this.windowEndUs) return false;
-    this.unknownCursor = j + 1;
-    if (hasBit(this.unknownBits, j)) return true;
-    const next = stepUnknown(this.c, j, this.value);
-    if (next < 0) return true;
-    setBit(this.unknownBits, j);
-    if (!this.isDominated(next)) this.push(FRAME_UNKNOWN, j, next);
-    else clearBit(this.unknownBits, j);
-    return true;
+  /** A call node of a completed read that matches `value`, or -1. */
+  private forcedRead(value: number, end: number): number {
+    for (let node = this.events.first(); node !== end; node = this.events.next[node] ?? end) {
+      const i = this.events.op[node] ?? -1;
+      if (isReadOnly(this.c, i) && stepCompleted(this.c, i, value) >= 0) return node;
+    }
+    return -1;
   }
 
-  /** Enters the child state reached by a candidate; the bit sets are already updated. */
-  private push(kind: number, ref: number, next: number): void {
-    this.frameKind.push(kind);
-    this.frameRef.push(ref);
-    this.frameValue.push(this.value);
-    this.value = next;
-    this.phase = 0;
-    this.cursor = this.events.first();
+  /**
+   * Marks the values pending operations need: what a completed get read or a completed cas
+   * expected (when the register holds something else), and what an unknown cas that could still
+   * fire expects (unknown writes can chain). Returns the value the blocking operation needs.
+   */
+  private markWanted(value: number, end: number, windowEndUs: number): number {
+    const c = this.c;
+    this.epoch += 1;
+    let blockingWants = VALUE_NEVER_WRITTEN;
+    for (let node = this.events.first(); node !== end; node = this.events.next[node] ?? end) {
+      const i = this.events.op[node] ?? -1;
+      const wants = wantedValue(c, i);
+      if (wants < 0 || wants === value) continue;
+      this.wantedEpoch[wants] = this.epoch;
+      if (i === (this.events.op[end] ?? -1)) blockingWants = wants;
+    }
+    for (let j = 0; j < c.unknown.length; j += 1) {
+      if ((c.unknownInvokedUs[j] ?? Infinity) > windowEndUs) break;
+      const expected = c.unknownExpected[j] ?? VALUE_NEVER_WRITTEN;
+      if (c.unknownKind[j] !== OP_CAS || hasBit(this.unknownBits, j) || expected < 0) continue;
+      this.wantedEpoch[expected] = this.epoch;
+    }
+    return blockingWants;
   }
 
-  /** Records the current state as failed and returns to its parent; false at the root. */
+  private isWanted(value: number): boolean {
+    return this.wantedEpoch[value] === this.epoch;
+  }
+
+  /** True when a pending failed cas expects `value`: it needs the register changed, to anything. */
+  private isStuck(value: number, end: number): boolean {
+    const c = this.c;
+    for (let node = this.events.first(); node !== end; node = this.events.next[node] ?? end) {
+      const i = this.events.op[node] ?? -1;
+      if (c.kind[i] === OP_CAS && c.casOk[i] === 0 && c.argA[i] === value) return true;
+    }
+    return false;
+  }
+
+  private pushLevel(value: number, blocking: number, count: number): void {
+    const d = this.depth;
+    const start = d === 0 ? 0 : (this.levelStart[d - 1] ?? 0) + (this.levelCount[d - 1] ?? 0);
+    if (start + count > this.movePool.length) {
+      const size = Math.max(2 * this.movePool.length, start + count);
+      const moves = new Int32Array(size);
+      moves.set(this.movePool);
+      this.movePool = moves;
+      const values = new Int32Array(size);
+      values.set(this.valuePool);
+      this.valuePool = values;
+    }
+    this.levelValue[d] = value;
+    this.levelBlocking[d] = blocking;
+    this.levelStart[d] = start;
+    this.levelCount[d] = count;
+    this.levelIndex[d] = 0;
+    this.depth = d + 1;
+  }
+
+  /** Marks `move` as made (or unmade) in the bit sets. */
+  private setMove(move: number, made: boolean): void {
+    if (move > 0) {
+      const i = this.events.op[move] ?? -1;
+      if (made) setBit(this.completedBits, i);
+      else clearBit(this.completedBits, i);
+      this.completedHash = (this.completedHash ^ zobrist(i)) >>> 0;
+    } else if (made) setBit(this.unknownBits, -move - 1);
+    else clearBit(this.unknownBits, -move - 1);
+  }
+
+  /** Records the state on top as failed and returns to its parent; false at the root. */
   private backtrack(): boolean {
-    this.recordFailure();
+    const top = this.depth - 1;
+    this.recordFailure(this.levelValue[top] ?? 0);
     if (this.linearized > this.linearizedMax) {
       this.linearizedMax = this.linearized;
-      this.blockingAtMax = this.blocking;
+      this.blockingAtMax = this.levelBlocking[top] ?? -1;
     }
-    const kind = this.frameKind.pop();
-    const ref = this.frameRef.pop();
-    const value = this.frameValue.pop();
-    if (kind === undefined || ref === undefined || value === undefined) return false;
-    this.value = value;
-    if (kind === FRAME_COMPLETED) {
-      this.events.unlift(ref);
-      clearBit(this.completedBits, this.events.op[ref] ?? -1);
+    this.depth = top;
+    if (top === 0) return false;
+    const parent = top - 1;
+    const index = this.levelIndex[parent] ?? 0;
+    const move = this.movePool[(this.levelStart[parent] ?? 0) + index] ?? 0;
+    if (move > 0) {
+      this.events.unlift(move);
       this.linearized -= 1;
-      this.phase = 0;
-      this.cursor = this.events.next[ref] ?? -1;
-    } else {
-      clearBit(this.unknownBits, ref);
-      const end = this.events.firstReturn();
-      this.windowEndUs = this.events.timeUs[end] ?? Infinity;
-      this.blocking = this.events.op[end] ?? -1;
-      this.phase = 1;
-      this.unknownCursor = ref + 1;
+    }
+    this.setMove(move, false);
+    this.levelIndex[parent] = index + 1;
+    return true;
+  }
+
+  private violation(steps: number): KeyVerdict {
+    return {
+      kind: "violation",
+      steps,
+      linearizedMax: this.linearizedMax,
+      blocking: this.c.completed[this.blockingAtMax] ?? null,
+      completedCount: this.c.completed.length,
+    };
+  }
+
+  /**
+   * True when a failed state had the same completed set and value and no more unknown
+   * operations used: this state has the same moves or fewer, so it fails too.
+   */
+  private isDominated(value: number): boolean {
+    return this.failed.dominates(this.completedHash, this.completedBits, value, this.unknownBits);
+  }
+
+  private recordFailure(value: number): void {
+    this.failed.add(this.completedHash, this.completedBits, value, this.unknownBits);
+  }
+}
+
+/** The most 32-bit words the failed-state memo may hold (64 MiB); past it, it stops growing. */
+const FAILED_STATE_WORDS_MAX = 1 << 24;
+
+/**
+ * Lowe's memo: states whose every continuation failed, kept as an antichain per (completed set,
+ * value) over the unknown operations used. Entries are packed in one growing word array, chained
+ * per hash: [value, next entry + 1, completed words..., unknown words...]. A dead entry (made
+ * redundant by a failure with fewer unknown operations used) has value DEAD.
+ */
+class FailedStates {
+  private static readonly DEAD = 0xffffffff;
+  private readonly heads = new Map<number, number>();
+  private readonly entryWords: number;
+  private words = new Uint32Array(1024);
+  private entries = 0;
+
+  constructor(
+    private readonly completedWords: number,
+    unknownWords: number,
+  ) {
+    this.entryWords = 2 + completedWords + unknownWords;
+  }
+
+  /** True when an entry has this completed set and value and a subset of `unknown`. */
+  dominates(hash: number, completed: Uint32Array, value: number, unknown: Uint32Array): boolean {
+    for (let e = this.heads.get(this.key(hash, value)) ?? -1; e !== -1; e = this.next(e)) {
+      if (this.matches(e, completed, value) && this.unknownSubset(e, unknown, false)) return true;
+    }
+    return false;
+  }
+
+  add(hash: number, completed: Uint32Array, value: number, unknown: Uint32Array): void {
+    const base = this.entries * this.entryWords;
+    if (base + this.entryWords > FAILED_STATE_WORDS_MAX) return; // only pruning is lost
+    const key = this.key(hash, value);
+    const head = this.heads.get(key) ?? -1;
+    for (let e = head; e !== -1; e = this.next(e)) {
+      // An entry that used more unknown operations than this one says nothing new.
+      if (this.matches(e, completed, value) && this.unknownSubset(e, unknown, true)) {
+        this.words[e * this.entryWords] = FailedStates.DEAD;
+      }
+    }
+    if (base + this.entryWords > this.words.length) {
+      const size = Math.min(2 * this.words.length + this.entryWords, FAILED_STATE_WORDS_MAX);
+      const grown = new Uint32Array(size);
+      grown.set(this.words);
+      this.words = grown;
+    }
+    this.words[base] = value;
+    this.words[base + 1] = head + 1;
+    this.words.set(completed, base + 2);
+    this.words.set(unknown, base + 2 + this.completedWords);
+    this.heads.set(key, this.entries);
+    this.entries += 1;
+  }
+
+  private key(hash: number, value: number): number {
+    return (hash ^ zobrist(~value)) >>> 0;
+  }
+
+  private next(e: number): number {
+    return (this.words[e * this.entryWords + 1] ?? 0) - 1;
+  }
+
+  private matches(e: number, completed: Uint32Array, value: number): boolean {
+    const base = e * this.entryWords;
+    if (this.words[base] !== value) return false;
+    for (let w = 0; w < this.completedWords; w += 1) {
+      if (this.words[base + 2 + w] !== completed[w]) return false;
     }
     return true;
   }
 
-  /** True when a failed state has these completed ops and `value`, and no more unknowns used. */
-  private isDominated(value: number): boolean {
-    if (this.failed.size === 0) return false;
-    const used = this.failed.get(this.stateKey(value));
-    if (used === undefined) return false;
-    return used.some((bits) => isSubset(bits, this.unknownBits));
-  }
-
-  private recordFailure(): void {
-    const key = this.stateKey(this.value);
-    const mine = Uint32Array.from(this.unknownBits);
-    // Keep an antichain: a set that contains the new one is now redundant.
-    const kept = (this.failed.get(key) ?? []).filter((bits) => !isSubset(mine, bits));
-    kept.push(mine);
-    this.failed.set(key, kept);
-  }
-
-  /** The completed set as 16-bit character codes (fixed length per key), then the value. */
-  private stateKey(value: number): string {
-    const halves = new Uint16Array(this.completedBits.buffer);
-    let key = "";
-    const CHUNK = 4096;
-    for (let start = 0; start < halves.length; start += CHUNK) {
-      const chunk = halves.subarray(start, start + CHUNK);
-      key += String.fromCharCode.apply(null, chunk as unknown as number[]);
+  /** Entry's unknown set ⊆ `unknown`, or with `reversed`, `unknown` ⊆ entry's. */
+  private unknownSubset(e: number, unknown: Uint32Array, reversed: boolean): boolean {
+    const base = e * this.entryWords + 2 + this.completedWords;
+    for (let w = 0; w < unknown.length; w += 1) {
+      const entryWord = this.words[base + w] ?? 0;
+      const givenWord = unknown[w] ?? 0;
+      if ((reversed ? givenWord & ~entryWord : entryWord & ~givenWord) !== 0) return false;
     }
-    return key + String.fromCharCode(value & 0xffff, value >>> 16);
+    return true;
   }
+}
+
+/** A fixed pseudo-random 32-bit code for `i` (a finalizer from MurmurHash3); no randomness. */
+function zobrist(i: number): number {
+  let h = (i + 0x9e3779b9) | 0;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
 }
 
 function setBit(bits: Uint32Array, i: number): void {
@@ -538,13 +829,6 @@ function clearBit(bits: Uint32Array, i: number): void {
 
 function hasBit(bits: Uint32Array, i: number): boolean {
   return ((bits[i >>> 5] ?? 0) & (1 << (i & 31))) !== 0;
-}
-
-function isSubset(small: Uint32Array, large: Uint32Array): boolean {
-  for (let w = 0; w < small.length; w += 1) {
-    if (((small[w] ?? 0) & ~(large[w] ?? 0)) !== 0) return false;
-  }
-  return true;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -571,9 +855,7 @@ function violation(
   full: Extract<KeyVerdict, { kind: "violation" }>,
   searchStepsMax: number,
 ): LinearizabilityResult {
-  const times = [
-    ...new Set(keyOps.flatMap((op) => [op.invokedUs, ...(op.returnedUs === null ? [] : [op.returnedUs])])),
-  ].sort((a, b) => a - b);
+  const times = [...new Set(keyOps.flatMap(eventTimesUs))].sort((a, b) => a - b);
   let lo = 0;
   let hi = times.length - 1; // the cut at the last event is the whole history
   let best = full;
@@ -599,9 +881,13 @@ function violation(
       : `; the deepest attempt linearized ${best.linearizedMax} of ${best.completedCount} ` +
         `completed operations and could not place ${describeOperation(best.blocking)}`;
   const message =
-    `key ${quote(key)}: no linearization of its ${keyOps.length} operations; the history up to ` +
+    `no linearization of the key's ${keyOps.length} operations; the history up to ` +
     `t=${cutUs}us (${operations.length} operations) already fails${blocked}`;
   return { status: "violation", key, message, operations };
+}
+
+function eventTimesUs(op: Operation): number[] {
+  return op.returnedUs === null ? [op.invokedUs] : [op.invokedUs, op.returnedUs];
 }
 
 function quote(value: string | null): string {
@@ -626,5 +912,6 @@ function describeOperation(op: Operation): string {
         : output.kind === "cas" && !output.ok
           ? "failed"
           : "ok";
-  return `#${op.id} client ${op.client} ${call} => ${answer} over [${op.invokedUs}, ${op.returnedUs ?? "?"}]us`;
+  const interval = `[${op.invokedUs}, ${op.returnedUs ?? "?"}]us`;
+  return `#${op.id} client ${op.client} ${call} => ${answer} over ${interval}`;
 }
