@@ -24,9 +24,12 @@ function scenario(name: string, tickMs: number, faults: boolean): Scenario {
       tickMs,
       heartbeatTicks: 1,
       safetyTicks: Math.round(simulatedMs / tickMs),
+      // Without faults the network is lossless too, so that client load is not throttled by
+      // requests waiting out their timeout.
+      network: faults ? base.network : { ...base.network, lossRate: 0, duplicateRate: 0 },
       partitions: { ...base.partitions, enabled: faults },
       crashes: { ...base.crashes, enabled: faults },
-      workload: { ...base.workload, clients: 8, thinkMs: 5, requestTimeoutMs: 4 * tickMs * base.electionTicks },
+      workload: { ...base.workload, clients: 8, thinkMs: 5, requestTimeoutMs: 2 * tickMs * base.electionTicks },
     },
   };
 }

@@ -507,10 +507,10 @@ class Simulation implements MemberHost {
     this.queue.push(Math.max(time, this.time), event);
   }
 
-  private mix(kind: number, ...fields: readonly (string | number)[]): void {
-    const values = [kind, this.time];
-    for (const f of fields) values.push(typeof f === "number" ? f : this.names.code(f));
-    this.trace.mix(...values);
+  /** Folds an event into the trace hash: its kind, the time, and up to four fields. */
+  private mix(kind: number, a: string | number = 0, b: string | number = 0, c = 0, d = 0): void {
+    const code = (f: string | number) => (typeof f === "number" ? f : this.names.code(f));
+    this.trace.mix(kind, this.time, code(a), code(b), c, d);
   }
 
   private keep(event: TraceEvent): void {

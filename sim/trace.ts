@@ -20,22 +20,27 @@ export class TraceRecorder {
     this.kept = keepEventsMax > 0 ? [] : null;
   }
 
-  /** Folds integers into the hash. Call once per event with its defining fields. */
-  mix(...values: readonly number[]): void {
-    let a = this.laneA;
-    let b = this.laneB;
-    for (const value of values) {
-      // Split each number into two 32-bit halves so large times and ids hash fully.
-      const low = value >>> 0;
-      const high = Math.floor(value / 4294967296) >>> 0;
-      a = Math.imul(a ^ low, FNV_PRIME);
-      a = Math.imul(a ^ high, FNV_PRIME);
-      b = Math.imul(b ^ (low + 0x9e3779b9), FNV_PRIME);
-      b = Math.imul(b ^ high, FNV_PRIME) ^ (b >>> 15);
-    }
+  /** Folds one event's defining integers into the hash (unused trailing fields are 0). */
+  mix(a: number, b: number, c = 0, d = 0, e = 0, f = 0): void {
+    this.mixValue(a);
+    this.mixValue(b);
+    this.mixValue(c);
+    this.mixValue(d);
+    this.mixValue(e);
+    this.mixValue(f);
+    this.count += 1;
+  }
+
+  private mixValue(value: number): void {
+    // Split each number into two 32-bit halves so large times and ids hash fully.
+    const low = value >>> 0;
+    const high = Math.floor(value / 4294967296) >>> 0;
+    let a = Math.imul(this.laneA ^ low, FNV_PRIME);
+    a = Math.imul(a ^ high, FNV_PRIME);
+    let b = Math.imul(this.laneB ^ (low + 0x9e3779b9), FNV_PRIME);
+    b = Math.imul(b ^ high, FNV_PRIME) ^ (b >>> 15);
     this.laneA = a;
     this.laneB = b;
-    this.count += 1;
   }
 
   /** Whether full events are being kept (so callers can skip building them). */

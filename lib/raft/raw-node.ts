@@ -147,13 +147,14 @@ export class RaftNode {
     const messages = this.raft.outbox;
     this.raft.outbox = [];
     const ready: Ready = {
-      ...(softChanged ? { softState: soft } : {}),
-      ...(hardChanged ? { hardState: hard } : {}),
       entries: this.raft.log.unstableEntries(),
       committed,
       messages,
       sendBeforePersist: this.canSendBeforePersist(hard, messages),
     };
+    // Optional fields are set only when present, so that `"hardState" in rd` means "persist it".
+    if (softChanged) (ready as { softState?: SoftState }).softState = soft;
+    if (hardChanged) (ready as { hardState?: HardState }).hardState = hard;
     this.previousSoft = soft;
     this.previousHard = hard;
     const lastCommitted = committed[committed.length - 1];
@@ -209,11 +210,12 @@ export class RaftNode {
     if (this.raft.role !== "leader") return false;
     // A term or vote not yet durable must never be acted on by peers.
     if (hard.term !== this.previousHard.term || hard.vote !== this.previousHard.vote) return false;
-    return messages.every(
-      (m) =>
-        m.term === this.raft.term &&
-        (m.type === "append" || m.type === "heartbeat" || m.type === "timeoutNow"),
-    );
+    const term = this.raft.term;
+    for (const m of messages) {
+      if (m.term !== term) return false;
+      if (m.type !== "append" && m.type !== "heartbeat" && m.type !== "timeoutNow") return false;
+    }
+    return true;
   }
 }
 
