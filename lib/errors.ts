@@ -65,7 +65,8 @@ export class NotLeaderError extends OrreryError {
 export type DropReason =
   | "uncommitted-bytes-max"
   | "leadership-transfer"
-  | "proposal-bytes-max";
+  | "proposal-bytes-max"
+  | "read-index-pending-max";
 
 /**
  * A leader refused a proposal: it would exceed a limit, or leadership is being transferred.

@@ -552,7 +552,11 @@ function describe(message: Message): string {
     case "appendResponse":
       return message.reject ? `reject ${message.index} hint=${message.rejectHint}/${message.rejectHintTerm}` : `ok ${message.index}`;
     case "heartbeat":
-      return `commit=${message.commit}`;
+      return `commit=${message.commit}${message.round > 0 ? ` round=${message.round}` : ""}`;
+    case "readIndex":
+      return `read ${message.requestId}`;
+    case "readIndexResponse":
+      return `read ${message.requestId} index=${message.index}`;
     case "requestVote":
     case "requestPreVote":
       return `last=${message.lastIndex}/${message.lastTerm}${message.transfer ? " transfer" : ""}`;
@@ -560,6 +564,7 @@ function describe(message: Message): string {
     case "preVoteResponse":
       return message.reject ? "reject" : "grant";
     case "heartbeatResponse":
+      return message.round > 0 ? `round=${message.round}` : "";
     case "timeoutNow":
       return "";
   }

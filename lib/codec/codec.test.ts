@@ -32,6 +32,9 @@ import {
 
 const MAX = Number.MAX_SAFE_INTEGER;
 
+/** Read request ids: short strings without lone surrogates (msgpack cannot carry those). */
+const requestIdArb = fc.oneof(fc.constantFrom("r1", "read-42"), fc.string({ minLength: 1, maxLength: 40, unit: "grapheme" }));
+
 const nodeIdArb = fc.oneof(
   fc.constantFrom("n1", "n2", "n3"),
   fc.string({ minLength: 1, maxLength: 12 }),
@@ -122,14 +125,22 @@ const MESSAGE_ARBS: { readonly [T in MessageType]: fc.Arbitrary<Message> } = {
     })
     .map(({ header, ...body }) => ({ type: "appendResponse", ...header, ...body })),
   heartbeat: fc
-    .record({ header: headerArb, commit: naturalArb })
-    .map(({ header, commit }) => ({ type: "heartbeat", ...header, commit })),
-  heartbeatResponse: headerArb.map((header) => ({ type: "heartbeatResponse", ...header })),
+    .record({ header: headerArb, commit: naturalArb, round: naturalArb })
+    .map(({ header, commit, round }) => ({ type: "heartbeat", ...header, commit, round })),
+  heartbeatResponse: fc
+    .record({ header: headerArb, round: naturalArb })
+    .map(({ header, round }) => ({ type: "heartbeatResponse", ...header, round })),
   requestVote: voteRequestArb("requestVote"),
   requestPreVote: voteRequestArb("requestPreVote"),
   voteResponse: voteResponseArb("voteResponse"),
   preVoteResponse: voteResponseArb("preVoteResponse"),
   timeoutNow: headerArb.map((header) => ({ type: "timeoutNow", ...header })),
+  readIndex: fc
+    .record({ header: headerArb, requestId: requestIdArb })
+    .map(({ header, requestId }) => ({ type: "readIndex", ...header, requestId })),
+  readIndexResponse: fc
+    .record({ header: headerArb, requestId: requestIdArb, index: naturalArb })
+    .map(({ header, requestId, index }) => ({ type: "readIndexResponse", ...header, requestId, index })),
 };
 
 const messageArb: fc.Arbitrary<Message> = fc.oneof(...Object.values(MESSAGE_ARBS));
@@ -309,8 +320,8 @@ describe("codec round trips", () => {
   });
 
   test("the wire format is pinned: a heartbeat, an entry, a run and a hard state", () => {
-    const heartbeat: Message = { type: "heartbeat", from: "n1", to: "n2", term: 3, commit: 7 };
-    assert.equal(hex(encodeMessage(heartbeat)), "9601" + "02" + "a26e31" + "a26e32" + "03" + "07");
+    const heartbeat: Message = { type: "heartbeat", from: "n1", to: "n2", term: 3, commit: 7, round: 2 };
+    assert.equal(hex(encodeMessage(heartbeat)), "9701" + "02" + "a26e31" + "a26e32" + "03" + "07" + "02");
     const entry: Entry = { term: 2, index: 5, type: "normal", data: new Uint8Array([0xab]) };
     assert.equal(hex(encodeEntry(entry)), "95" + "01" + "02" + "05" + "00" + "c401ab");
     assert.equal(hex(encodeEntries([entry])), "92" + "01" + "91" + "94" + "0205" + "00" + "c401ab");
@@ -497,7 +508,7 @@ describe("codec garbage input", () => {
 });
 
 describe("codec refuses", () => {
-  const ok = wireMessage("heartbeat", 1, 0);
+  const ok = wireMessage("heartbeat", 1, 0, 0);
 
   test("a well-formed message it could decode (the baseline for the cases below)", () => {
     assert.deepStrictEqual(decodeMessage(packRaw(ok)), {
@@ -506,6 +517,7 @@ describe("codec refuses", () => {
       to: "n2",
       term: 1,
       commit: 0,
+      round: 0,
     });
   });
 
@@ -542,27 +554,27 @@ describe("codec refuses", () => {
   });
 
   test("a negative, fractional, unsafe or non-number term", () => {
-    assertRefused(packRaw(wireMessage("heartbeat", -1, 0)), "message.term", /non-negative/);
-    assertRefused(packRaw(wireMessage("heartbeat", 0.5, 0)), "message.term");
-    assertRefused(packRaw(wireMessage("heartbeat", MAX + 1, 0)), "message.term");
-    assertRefused(packRaw(wireMessage("heartbeat", Number.NaN, 0)), "message.term");
-    assertRefused(packRaw(wireMessage("heartbeat", Infinity, 0)), "message.term");
-    assertRefused(packRaw(wireMessage("heartbeat", "1", 0)), "message.term");
-    assertRefused(packRaw(wireMessage("heartbeat", null, 0)), "message.term");
+    assertRefused(packRaw(wireMessage("heartbeat", -1, 0, 0)), "message.term", /non-negative/);
+    assertRefused(packRaw(wireMessage("heartbeat", 0.5, 0, 0)), "message.term");
+    assertRefused(packRaw(wireMessage("heartbeat", MAX + 1, 0, 0)), "message.term");
+    assertRefused(packRaw(wireMessage("heartbeat", Number.NaN, 0, 0)), "message.term");
+    assertRefused(packRaw(wireMessage("heartbeat", Infinity, 0, 0)), "message.term");
+    assertRefused(packRaw(wireMessage("heartbeat", "1", 0, 0)), "message.term");
+    assertRefused(packRaw(wireMessage("heartbeat", null, 0, 0)), "message.term");
     // 0xcf: a uint64 of 2^64 - 1.
-    const uint64 = new Uint8Array([0x95, 1, 3, 0xa1, 0x61, 0xa1, 0x62, 0xcf, ...ones(8)]);
+    const uint64 = new Uint8Array([0x96, 1, 3, 0xa1, 0x61, 0xa1, 0x62, 0xcf, ...ones(8), 0]);
     assert.equal(codecError(() => decodeMessage(uint64)).path, "message.term");
   });
 
   test("a non-integer index", () => {
     const tuple = wireMessage("appendResponse", 1, 2.5, false, 0, 0);
     assertRefused(packRaw(tuple), "message.index", /safe integer/);
-    assertRefused(packRaw(wireMessage("heartbeat", 1, 1.0000001)), "message.commit");
+    assertRefused(packRaw(wireMessage("heartbeat", 1, 1.0000001, 0)), "message.commit");
   });
 
   test("a float64 -0 decodes as 0", () => {
-    const header = [0x96, 1, 2, 0xa1, 0x61, 0xa1, 0x62, 1];
-    const bytes = new Uint8Array([...header, 0xcb, 0x80, 0, 0, 0, 0, 0, 0, 0]);
+    const header = [0x97, 1, 2, 0xa1, 0x61, 0xa1, 0x62, 1];
+    const bytes = new Uint8Array([...header, 0xcb, 0x80, 0, 0, 0, 0, 0, 0, 0, 0]);
     const decoded = decodeMessage(bytes) as { commit: number };
     assert.ok(Object.is(decoded.commit, 0));
   });
@@ -623,7 +635,7 @@ describe("codec refuses", () => {
   });
 
   test("tuples of the wrong length", () => {
-    assertRefused(packRaw([...ok, 0]), "message", /array of 6 for a heartbeat message/);
+    assertRefused(packRaw([...ok, 0]), "message", /array of 7 for a heartbeat message/);
     assertRefused(packRaw(ok.slice(0, 5)), "message");
     assertRefused(packRaw([CODEC_VERSION]), "message");
     assertRefused(packRaw([]), "message");
@@ -641,7 +653,7 @@ describe("codec refuses", () => {
   });
 
   test("node ids that are empty, too long, not strings or not well-formed", () => {
-    const withFrom = (from: unknown) => packRaw([CODEC_VERSION, 2, from, "n2", 1, 0]);
+    const withFrom = (from: unknown) => packRaw([CODEC_VERSION, 2, from, "n2", 1, 0, 0]);
     const longest = "x".repeat(NODE_ID_LENGTH_MAX);
     assert.equal(decodeMessage(withFrom(longest)).from, longest);
     assertRefused(withFrom(""), "message.from");
@@ -651,9 +663,9 @@ describe("codec refuses", () => {
     assertRefused(withFrom(new Uint8Array([0x6e])), "message.from");
     // Ill-formed UTF-8 (here the encoding of U+D800) decodes to replacement characters, which
     // re-encode; a lone surrogate, which has no UTF-8 form, is refused by the encoder.
-    const illFormed = new Uint8Array([0x96, 1, 2, 0xa3, 0xed, 0xa0, 0x80, 0xa1, 0x62, 1, 0]);
+    const illFormed = new Uint8Array([0x97, 1, 2, 0xa3, 0xed, 0xa0, 0x80, 0xa1, 0x62, 1, 0, 0]);
     assert.equal(decodeMessage(illFormed).from, "\uFFFD\uFFFD\uFFFD");
-    const lone: Message = { type: "heartbeatResponse", from: "n\uD800", to: "n2", term: 1 };
+    const lone: Message = { type: "heartbeatResponse", from: "n\uD800", to: "n2", term: 1, round: 0 };
     assert.throws(() => encodeMessage(lone), /lone UTF-16 surrogate/);
     const vote = packRaw([CODEC_VERSION, 1, "", 0]);
     assert.equal(codecError(() => decodeHardState(vote)).path, "hardState.vote");
@@ -697,9 +709,9 @@ describe("codec encoders", () => {
 
   test("refuse invalid values with an AssertionFailure: the caller has a bug", () => {
     const bad: Message[] = [
-      { type: "heartbeat", ...base, term: -1, commit: 0 },
-      { type: "heartbeat", ...base, from: "", commit: 0 },
-      { type: "heartbeat", ...base, commit: 0.5 },
+      { type: "heartbeat", ...base, term: -1, commit: 0, round: 0 },
+      { type: "heartbeat", ...base, from: "", commit: 0, round: 0 },
+      { type: "heartbeat", ...base, commit: 0.5, round: 0 },
       {
         type: "append",
         ...base,

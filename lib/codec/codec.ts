@@ -28,6 +28,7 @@ import { AssertionFailure, assert } from "../assert.ts";
 import { CodecError } from "../errors.ts";
 import {
   MESSAGE_TYPES,
+  REQUEST_ID_LENGTH_MAX,
   type AppendMessage,
   type Entry,
   type EntryType,
@@ -136,6 +137,18 @@ const nodeId: Field<NodeId> = {
     if (LONE_SURROGATE.test(wire)) {
       throw new CodecError(path, "contains a lone UTF-16 surrogate");
     }
+    return wire;
+  },
+};
+
+/** A read request's id: a string of 1 to `REQUEST_ID_LENGTH_MAX` characters. */
+const requestId: Field<string> = {
+  toWire: (value) => value,
+  fromWire(wire, path) {
+    if (typeof wire !== "string" || wire.length === 0 || wire.length > REQUEST_ID_LENGTH_MAX) {
+      throw new CodecError(path, `is ${describe(wire)}; expected a string of 1 to ${REQUEST_ID_LENGTH_MAX} characters`);
+    }
+    if (LONE_SURROGATE.test(wire)) throw new CodecError(path, "contains a lone UTF-16 surrogate");
     return wire;
   },
 };
@@ -311,8 +324,8 @@ const MESSAGE_BODIES: { readonly [T in MessageType]: MessageSpec<T> } = {
   appendResponse: {
     body: { index, reject: boolean, rejectHint: index, rejectHintTerm: term },
   },
-  heartbeat: { body: { commit: index } },
-  heartbeatResponse: { body: {} },
+  heartbeat: { body: { commit: index, round: natural } },
+  heartbeatResponse: { body: { round: natural } },
   requestVote: {
     body: { lastIndex: index, lastTerm: term, transfer: boolean },
     check: checkVoteRequest,
@@ -324,6 +337,8 @@ const MESSAGE_BODIES: { readonly [T in MessageType]: MessageSpec<T> } = {
   voteResponse: { body: { reject: boolean } },
   preVoteResponse: { body: { reject: boolean } },
   timeoutNow: { body: {} },
+  readIndex: { body: { requestId } },
+  readIndexResponse: { body: { requestId, index } },
 };
 
 /** One message type's layout, flattened for the encoder and decoder. */

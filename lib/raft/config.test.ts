@@ -41,6 +41,7 @@ type NumericField = {
 
 /** Every numeric field with its smallest valid value. */
 const NUMERIC_MINIMUMS: ReadonlyArray<[NumericField, number]> = [
+  ["readIndexPendingMax", 1],
   ["electionTicks", 2],
   ["heartbeatTicks", 1],
   ["inflightMessagesMax", 1],
@@ -68,7 +69,8 @@ describe("resolveConfig", () => {
     }
     assert.deepEqual([...documented.keys()].sort(), Object.keys(RAFT_CONFIG_DEFAULTS).sort());
     for (const [field, value] of Object.entries(RAFT_CONFIG_DEFAULTS)) {
-      assert.equal(String(value), documented.get(field), field);
+      const shown = typeof value === "string" ? JSON.stringify(value) : String(value);
+      assert.equal(shown, documented.get(field), field);
     }
   });
 

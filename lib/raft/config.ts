@@ -74,6 +74,25 @@ export interface RaftConfig {
    */
   readonly applyBytesMax: number;
   /**
+   * How a leader confirms it may serve a linearizable read (`readIndex`):
+   * - `"safe"`: a heartbeat round acknowledged by a quorum after the read arrived (ReadIndex).
+   *   Needs no clock assumption.
+   * - `"lease"`: the leader answers at once while it holds its check-quorum lease. This assumes
+   *   clocks advance at rates within the drift bound ρ (`clockDriftMax` elsewhere, 1% by default):
+   *   a follower that heard from the leader refuses other candidates for an election timeout of
+   *   its own ticks, and the leader steps down after an election timeout of its ticks without a
+   *   quorum; if one clock runs fast enough to break that overlap, a deposed leader could serve a
+   *   stale read. Requires `checkQuorum`.
+   * @defaultValue "safe"
+   */
+  readonly readOnly: "safe" | "lease";
+  /**
+   * Reads a leader holds while it confirms its leadership (or waits for its first commit); beyond
+   * it, `readIndex` throws `ProposalDroppedError` with reason `read-index-pending-max`.
+   * @defaultValue 4096
+   */
+  readonly readIndexPendingMax: number;
+  /**
    * Messages a member queues for the host between two `ready()` calls; beyond it, messages are
    * dropped (Raft tolerates lost messages, and its retries resend them).
    * @defaultValue 4096
@@ -97,6 +116,8 @@ export const RAFT_CONFIG_DEFAULTS = {
   uncommittedBytesMax: 64 * 1024 * 1024,
   proposalBytesMax: 8 * 1024 * 1024,
   applyBytesMax: 16 * 1024 * 1024,
+  readOnly: "safe",
+  readIndexPendingMax: 4096,
   outboxMessagesMax: 4096,
 } as const satisfies Partial<RaftConfig>;
 
@@ -175,6 +196,13 @@ function validateConfig(config: RaftConfig, votersGiven: readonly NodeId[]): voi
   requireInteger(config, "uncommittedBytesMax", 1);
   requireInteger(config, "applyBytesMax", 1);
   requireInteger(config, "outboxMessagesMax", 16);
+  requireInteger(config, "readIndexPendingMax", 1);
+  if (config.readOnly !== "safe" && config.readOnly !== "lease") {
+    throw new ConfigError("readOnly", `must be "safe" or "lease", got ${String(config.readOnly)}`);
+  }
+  if (config.readOnly === "lease" && !config.checkQuorum) {
+    throw new ConfigError("readOnly", '"lease" needs checkQuorum: the lease is check-quorum\'s');
+  }
   if (config.messageBytesMax > config.inflightBytesMax) {
     throw new ConfigError(
       "messageBytesMax",

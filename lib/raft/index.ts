@@ -1,10 +1,10 @@
 /** The pure Raft core. See DESIGN.md §2. */
 export { RaftNode } from "./raw-node.ts";
 export type { Ready, SoftState, RaftStatus } from "./raw-node.ts";
-export type { Role, RestoredState, RaftCounters } from "./raft.ts";
+export type { Role, RestoredState, RaftCounters, ReadState } from "./raft.ts";
 export { resolveConfig, RAFT_CONFIG_DEFAULTS, VOTERS_MAX } from "./config.ts";
 export type { RaftConfig, RaftConfigInput } from "./config.ts";
-export { MESSAGE_TYPES, ENTRY_OVERHEAD_BYTES, entryBytes } from "./messages.ts";
+export { MESSAGE_TYPES, ENTRY_OVERHEAD_BYTES, REQUEST_ID_LENGTH_MAX, entryBytes } from "./messages.ts";
 export type {
   AppendMessage,
   AppendResponseMessage,
@@ -16,6 +16,8 @@ export type {
   Message,
   MessageType,
   NodeId,
+  ReadIndexMessage,
+  ReadIndexResponseMessage,
   RequestVoteMessage,
   TimeoutNowMessage,
   VoteResponseMessage,

@@ -68,15 +68,35 @@ export interface AppendResponseMessage extends MessageBase {
   readonly rejectHintTerm: number;
 }
 
-/** Leader -> follower: "I am still leader"; carries a commit index the follower can safely use. */
+/**
+ * Leader -> follower: "I am still leader"; carries a commit index the follower can safely use, and
+ * the leader's latest read round (0: none), which the follower echoes so that the leader can
+ * confirm its leadership for the reads of that round (ReadIndex).
+ */
 export interface HeartbeatMessage extends MessageBase {
   readonly type: "heartbeat";
   readonly commit: number;
+  readonly round: number;
 }
 
-/** Follower -> leader: the answer to a heartbeat. */
+/** Follower -> leader: the answer to a heartbeat, echoing its read round. */
 export interface HeartbeatResponseMessage extends MessageBase {
   readonly type: "heartbeatResponse";
+  readonly round: number;
+}
+
+/** Follower -> leader: a linearizable read request, to be answered with a read index. */
+export interface ReadIndexMessage extends MessageBase {
+  readonly type: "readIndex";
+  /** The host's id for the read, returned in the `ReadState`. */
+  readonly requestId: string;
+}
+
+/** Leader -> follower: the read index for `requestId`, once the leader confirmed its leadership. */
+export interface ReadIndexResponseMessage extends MessageBase {
+  readonly type: "readIndexResponse";
+  readonly requestId: string;
+  readonly index: number;
 }
 
 /**
@@ -113,7 +133,9 @@ export type Message =
   | HeartbeatResponseMessage
   | RequestVoteMessage
   | VoteResponseMessage
-  | TimeoutNowMessage;
+  | TimeoutNowMessage
+  | ReadIndexMessage
+  | ReadIndexResponseMessage;
 
 /** The `type` of every message. */
 export type MessageType = Message["type"];
@@ -129,7 +151,12 @@ export const MESSAGE_TYPES: readonly MessageType[] = [
   "voteResponse",
   "preVoteResponse",
   "timeoutNow",
+  "readIndex",
+  "readIndexResponse",
 ];
+
+/** The longest read request id, in UTF-16 code units. */
+export const REQUEST_ID_LENGTH_MAX = 256;
 
 /** Bytes an entry is counted as beyond its data, for size limits (term, index, type, framing). */
 export const ENTRY_OVERHEAD_BYTES = 24;

@@ -142,7 +142,7 @@ describe("votes", () => {
 describe("terms", () => {
   it("adopts a higher term from any message and forgets its vote", () => {
     const node = member("n1", THREE, {}, { hardState: { term: 2, vote: "n1", commit: 0 }, entries: [] });
-    node.step({ type: "heartbeat", from: "n2", to: "n1", term: 5, commit: 0 });
+    node.step({ type: "heartbeat", from: "n2", to: "n1", term: 5, commit: 0, round: 0 });
     const status = node.status();
     assert.equal(status.term, 5);
     assert.equal(status.vote, null);
@@ -313,7 +313,7 @@ describe("check-quorum", () => {
 
   it("a follower that heard from its leader within the election timeout ignores vote requests", () => {
     const node = member("n1", THREE);
-    node.step({ type: "heartbeat", from: "n2", to: "n1", term: 1, commit: 0 });
+    node.step({ type: "heartbeat", from: "n2", to: "n1", term: 1, commit: 0, round: 0 });
     drain(node);
     node.step(voteRequest("n3", "n1", 2, 0, 0));
     assert.equal(node.status().term, 1, "the request's higher term was not adopted");
@@ -474,8 +474,8 @@ describe("leadership transfer", () => {
 describe("bad input", () => {
   it("ignores and counts messages addressed elsewhere, from itself, or with non-consecutive entries", () => {
     const node = member("n1", THREE);
-    node.step({ type: "heartbeat", from: "n2", to: "n3", term: 9, commit: 0 });
-    node.step({ type: "heartbeat", from: "n1", to: "n1", term: 9, commit: 0 });
+    node.step({ type: "heartbeat", from: "n2", to: "n3", term: 9, commit: 0, round: 0 });
+    node.step({ type: "heartbeat", from: "n1", to: "n1", term: 9, commit: 0, round: 0 });
     const gap: Entry[] = [{ term: 1, index: 1, type: "normal", data: bytes("a") }, { term: 1, index: 3, type: "normal", data: bytes("b") }];
     node.step({ type: "append", from: "n2", to: "n1", term: 1, prevIndex: 0, prevTerm: 0, entries: gap, commit: 0 });
     node.step({ type: "append", from: "n2", to: "n1", term: 1, prevIndex: 0, prevTerm: 0, entries: entriesWithTerms([2]), commit: 0 });

@@ -47,6 +47,26 @@ export interface RestoredState {
   readonly applied?: number;
 }
 
+/**
+ * A linearizable read the host may now serve: once it has applied entries up to `index`, its state
+ * reflects every write that completed before the read was requested.
+ */
+export interface ReadState {
+  /** The id the host passed to `readIndex`. */
+  readonly requestId: string;
+  /** The commit index at the time the leader confirmed its leadership for the read. */
+  readonly index: number;
+}
+
+/** A read the leader holds until a quorum confirms its leadership for `round`. */
+interface PendingRead {
+  readonly requestId: string;
+  /** Who asked: this member, or the follower to answer with `readIndexResponse`. */
+  readonly from: NodeId;
+  readonly index: number;
+  readonly round: number;
+}
+
 /** Counters for things a member refused or dropped; useful for metrics and tests. */
 export interface RaftCounters {
   /** Messages refused by validation (malformed, or addressed elsewhere). */
@@ -92,6 +112,17 @@ export class Raft {
 
   private readonly progress = new Map<NodeId, Progress>();
   private readonly votes = new Map<NodeId, boolean>();
+
+  /** Reads confirmed for the host, oldest first; `RaftNode` hands them over in `Ready`. */
+  readStates: ReadState[] = [];
+  /** Leader only: the latest read round started; heartbeats carry it, responses echo it. */
+  private readRound = 0;
+  /** Leader only: the highest read round each member has echoed. */
+  private readonly readAcks = new Map<NodeId, number>();
+  /** Leader only: reads waiting for their round to be confirmed, in round order. */
+  private pendingReads: PendingRead[] = [];
+  /** Leader only: reads that arrived before this leader committed an entry of its term. */
+  private readsBeforeCommit: { requestId: string; from: NodeId }[] = [];
 
   /** Messages waiting for the host to send them, oldest first. */
   outbox: Message[] = [];
@@ -198,12 +229,87 @@ export class Raft {
     else this.sendAppend(to);
   }
 
+  /**
+   * Requests a linearizable read. On the leader, the read index is the commit index once the
+   * leader has confirmed, with a quorum round that began after this call, that it still leads (or
+   * at once with `readOnly: "lease"`); a new leader first commits an entry of its own term. On a
+   * follower the request goes to the leader, whose answer comes back the same way. The result
+   * arrives as a `ReadState` in a later `Ready`; if leadership changes first, none arrives and the
+   * host's timeout decides.
+   * @throws NotLeaderError when no leader is known.
+   * @throws ProposalDroppedError (`read-index-pending-max`) when too many reads are pending.
+   */
+  readIndex(requestId: string): void {
+    if (this.role === "leader") {
+      if (this.readsPending() >= this.config.readIndexPendingMax) {
+        throw new ProposalDroppedError(
+          "read-index-pending-max",
+          `${this.readsPending()} reads pending; readIndexPendingMax is ${this.config.readIndexPendingMax}`,
+        );
+      }
+      this.leaderRead(requestId, this.id);
+      return;
+    }
+    if (this.lead === null) throw new NotLeaderError(null);
+    this.send({ type: "readIndex", from: this.id, to: this.lead, term: this.term, requestId });
+  }
+
+  private readsPending(): number {
+    return this.pendingReads.length + this.readsBeforeCommit.length;
+  }
+
+  /** Starts confirming a read for `from` (this member or a follower). */
+  private leaderRead(requestId: string, from: NodeId): void {
+    if (this.log.term(this.log.committed) !== this.term) {
+      // Until it commits an entry of its term, a new leader does not know the commit index.
+      this.readsBeforeCommit.push({ requestId, from });
+      return;
+    }
+    if (this.config.readOnly === "lease") {
+      this.answerRead({ requestId, from, index: this.log.committed, round: this.readRound });
+      return;
+    }
+    this.readRound += 1;
+    this.pendingReads.push({ requestId, from, index: this.log.committed, round: this.readRound });
+    this.broadcastHeartbeat();
+    this.confirmReads();
+  }
+
+  /** Answers every pending read whose round a quorum has echoed. */
+  private confirmReads(): void {
+    const confirmed = committedIndex(this.voters, (id) =>
+      id === this.id ? this.readRound : (this.readAcks.get(id) ?? 0),
+    );
+    let answered = 0;
+    for (const read of this.pendingReads) {
+      if (read.round > confirmed) break;
+      this.answerRead(read);
+      answered += 1;
+    }
+    if (answered > 0) this.pendingReads = this.pendingReads.slice(answered);
+  }
+
+  private answerRead(read: PendingRead): void {
+    if (read.from === this.id) {
+      this.readStates.push({ requestId: read.requestId, index: read.index });
+    } else {
+      this.send({
+        type: "readIndexResponse",
+        from: this.id,
+        to: read.from,
+        term: this.term,
+        requestId: read.requestId,
+        index: read.index,
+      });
+    }
+  }
+
   /** Called by the host side once entries up to (`index`, `term`) are durable. */
   persisted(index: number, term: number): void {
     this.log.stableTo(index, term);
     if (this.role !== "leader") return;
     const self = this.progressOf(this.id);
-    if (self.maybeUpdate(this.log.stableIndex()) && this.maybeCommit()) this.broadcastAppend();
+    if (self.maybeUpdate(this.log.stableIndex()) && this.maybeCommit()) this.onCommitted();
   }
 
   /** The state a host must persist. */
@@ -320,6 +426,11 @@ export class Raft {
     this.votes.clear();
     this.progress.clear();
     this.uncommittedBytes = 0;
+    // Reads pending under the old term are never answered; the host's timeout covers them.
+    this.readRound = 0;
+    this.readAcks.clear();
+    this.pendingReads = [];
+    this.readsBeforeCommit = [];
   }
 
   private resetRandomizedElectionTimeout(): void {
@@ -498,11 +609,15 @@ export class Raft {
         // The leader asked us to take over: campaign at once, skipping pre-vote and the lease.
         this.stepLocal({ type: "hup", transfer: true });
         return;
+      case "readIndexResponse":
+        this.readStates.push({ requestId: message.requestId, index: message.index });
+        return;
       case "appendResponse":
       case "heartbeatResponse":
       case "voteResponse":
       case "preVoteResponse":
-        return; // answers to a role this member no longer plays
+      case "readIndex":
+        return; // answers to a role this member no longer plays, or a read for a leader
       default:
         unreachable(message, "follower message");
     }
@@ -548,6 +663,8 @@ export class Raft {
       case "appendResponse":
       case "heartbeatResponse":
       case "timeoutNow":
+      case "readIndex":
+      case "readIndexResponse":
         return;
       default:
         unreachable(message, "candidate message");
@@ -560,7 +677,12 @@ export class Raft {
         this.handleAppendResponse(message);
         return;
       case "heartbeatResponse":
-        this.handleHeartbeatResponse(message.from);
+        this.handleHeartbeatResponse(message.from, message.round);
+        return;
+      case "readIndex":
+        if (this.readsPending() < this.config.readIndexPendingMax) {
+          this.leaderRead(message.requestId, message.from);
+        }
         return;
       case "append":
       case "heartbeat":
@@ -571,6 +693,7 @@ export class Raft {
       case "voteResponse":
       case "preVoteResponse":
       case "timeoutNow":
+      case "readIndexResponse":
         return;
       default:
         unreachable(message, "leader message");
@@ -616,7 +739,13 @@ export class Raft {
   private handleHeartbeat(message: HeartbeatMessage): void {
     // The leader sends min(our match, its commit), so the clamp only guards against bad input.
     this.log.commitTo(Math.min(message.commit, this.log.lastIndex()));
-    this.send({ type: "heartbeatResponse", from: this.id, to: message.from, term: this.term });
+    this.send({
+      type: "heartbeatResponse",
+      from: this.id,
+      to: message.from,
+      term: this.term,
+      round: message.round,
+    });
   }
 
   private handleAppendResponse(message: AppendResponseMessage): void {
@@ -635,7 +764,7 @@ export class Raft {
     if (!progress.maybeUpdate(message.index)) return;
     if (progress.state === "probe") progress.becomeReplicate();
     else progress.inflights.freeLE(message.index);
-    if (this.maybeCommit()) this.broadcastAppend();
+    if (this.maybeCommit()) this.onCommitted();
     else if (wasPaused) this.sendAppend(message.from);
     while (this.maybeSendAppend(message.from, false)) {
       // Stream what the window allows.
@@ -659,10 +788,14 @@ export class Raft {
     }
   }
 
-  private handleHeartbeatResponse(from: NodeId): void {
+  private handleHeartbeatResponse(from: NodeId, round: number): void {
     const progress = this.progress.get(from);
     if (progress === undefined) return;
     progress.recentActive = true;
+    if (round > (this.readAcks.get(from) ?? 0) && round <= this.readRound) {
+      this.readAcks.set(from, round);
+      this.confirmReads();
+    }
     // Unpause: if every append that filled the window was lost, the (possibly empty) append sent
     // now is answered with an acknowledgement or a rejection, and either one clears the window.
     progress.paused = false;
@@ -690,6 +823,16 @@ export class Raft {
     return true;
   }
 
+  /** After the commit index moved: tell followers, and start reads that waited for a commit. */
+  private onCommitted(): void {
+    this.broadcastAppend();
+    if (this.readsBeforeCommit.length > 0) {
+      const waiting = this.readsBeforeCommit;
+      this.readsBeforeCommit = [];
+      for (const read of waiting) this.leaderRead(read.requestId, read.from);
+    }
+  }
+
   private releaseUncommitted(from: number, to: number): void {
     for (let index = Math.max(from + 1, this.leaderFirstIndex); index <= to; index += 1) {
       this.uncommittedBytes -= entryBytes(this.log.entry(index));
@@ -705,7 +848,7 @@ export class Raft {
     for (const id of this.voters) {
       if (id === this.id) continue;
       const commit = Math.min(this.progressOf(id).match, this.log.committed);
-      this.send({ type: "heartbeat", from: this.id, to: id, term: this.term, commit });
+      this.send({ type: "heartbeat", from: this.id, to: id, term: this.term, commit, round: this.readRound });
     }
   }
 

@@ -19,7 +19,7 @@
 import { assert } from "../assert.ts";
 import { resolveConfig, type RaftConfig, type RaftConfigInput } from "./config.ts";
 import type { Entry, HardState, Message, NodeId } from "./messages.ts";
-import { Raft, type RaftCounters, type RestoredState, type Role } from "./raft.ts";
+import { Raft, type RaftCounters, type ReadState, type RestoredState, type Role } from "./raft.ts";
 
 /** Volatile state worth reporting when it changes: who leads, and this member's role. */
 export interface SoftState {
@@ -45,6 +45,11 @@ export interface Ready {
   readonly committed: readonly Entry[];
   /** Messages to send to peers, in order. */
   readonly messages: readonly Message[];
+  /**
+   * Linearizable reads now confirmed: serve each once entries up to its `index` are applied
+   * (those in this Ready's `committed` included).
+   */
+  readonly readStates: readonly ReadState[];
   /**
    * True when no message depends on this `Ready`'s persistence: a leader's appends and heartbeats
    * may go out while its own write is still being made durable (Raft thesis §10.2.1); its own
@@ -119,6 +124,15 @@ export class RaftNode {
     this.raft.transferLeadership(to);
   }
 
+  /**
+   * Requests a linearizable read identified by `requestId`; the answer arrives as a `ReadState`
+   * in a later `Ready`. See `Raft.readIndex` for how it is confirmed.
+   * @throws NotLeaderError, ProposalDroppedError
+   */
+  readIndex(requestId: string): void {
+    this.raft.readIndex(requestId);
+  }
+
   /** Campaigns now, as if the election timer had expired (with pre-vote when enabled). */
   campaign(): void {
     this.raft.campaign();
@@ -130,7 +144,7 @@ export class RaftNode {
     const soft = this.softState();
     if (soft.leader !== this.previousSoft.leader || soft.role !== this.previousSoft.role) return true;
     if (!sameHardState(this.raft.hardState(), this.previousHard)) return true;
-    if (this.raft.outbox.length > 0) return true;
+    if (this.raft.outbox.length > 0 || this.raft.readStates.length > 0) return true;
     if (this.raft.log.hasUnstable()) return true;
     return this.raft.log.committed > this.applying;
   }
@@ -146,10 +160,13 @@ export class RaftNode {
     const committed = this.raft.log.committedAfter(this.applying, this.raft.config.applyBytesMax);
     const messages = this.raft.outbox;
     this.raft.outbox = [];
+    const readStates = this.raft.readStates;
+    this.raft.readStates = [];
     const ready: Ready = {
       entries: this.raft.log.unstableEntries(),
       committed,
       messages,
+      readStates,
       sendBeforePersist: this.canSendBeforePersist(hard, messages),
     };
     // Optional fields are set only when present, so that `"hardState" in rd` means "persist it".

@@ -7,7 +7,7 @@ import { assert } from "../assert.ts";
 import type { RaftConfigInput } from "./config.ts";
 import type { Entry, HardState, Message, NodeId } from "./messages.ts";
 import { RaftNode } from "./raw-node.ts";
-import type { RestoredState } from "./raft.ts";
+import type { ReadState, RestoredState } from "./raft.ts";
 
 /** What a member's "disk" holds: exactly what its Readies asked to persist. */
 export interface MemoryDisk {
@@ -62,6 +62,8 @@ export class TestCluster {
   readonly applied = new Map<NodeId, Entry[]>();
   /** Every message handed to the network, in send order (for assertions on traffic). */
   readonly sent: Message[] = [];
+  /** Read states each member's Readies delivered, in order. */
+  readonly reads = new Map<NodeId, ReadState[]>();
   /** Leader seen for each term: the election-safety record. */
   readonly leaderOfTerm = new Map<number, NodeId>();
   private inFlight: InFlight[] = [];
@@ -181,6 +183,7 @@ export class TestCluster {
         }
         for (const message of rd.messages) this.enqueue(message);
         (this.applied.get(id) as Entry[]).push(...rd.committed);
+        if (rd.readStates.length > 0) this.reads.set(id, [...(this.reads.get(id) ?? []), ...rd.readStates]);
         node.advance(rd);
         const status = node.status();
         if (status.role === "leader") this.recordLeader(status.term, id);

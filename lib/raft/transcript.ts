@@ -72,14 +72,19 @@ export function describeMessage(m: Message): string {
         ? `${head} reject index=${m.index} hint=${m.rejectHint}/${m.rejectHintTerm}`
         : `${head} index=${m.index}`;
     case "heartbeat":
-      return `${head} commit=${m.commit}`;
+      return `${head} commit=${m.commit}${m.round > 0 ? ` round=${m.round}` : ""}`;
+    case "heartbeatResponse":
+      return m.round > 0 ? `${head} round=${m.round}` : head;
+    case "readIndex":
+      return `${head} request=${m.requestId}`;
+    case "readIndexResponse":
+      return `${head} request=${m.requestId} index=${m.index}`;
     case "requestVote":
     case "requestPreVote":
       return `${head} last=${m.lastIndex}/${m.lastTerm}${m.transfer ? " transfer" : ""}`;
     case "voteResponse":
     case "preVoteResponse":
       return `${head} ${m.reject ? "reject" : "grant"}`;
-    case "heartbeatResponse":
     case "timeoutNow":
       return head;
   }
@@ -88,7 +93,7 @@ export function describeMessage(m: Message): string {
 /**
  * Runs transcript commands against an in-memory cluster. Commands:
  * `cluster <ids...> [key=value config...]`, `campaign <id>`, `propose <id> <text>`,
- * `transfer <from> <to>`, `tick <id|all> [n]`, `stabilize`, `deliver` (one round), `isolate <id>`,
+ * `transfer <from> <to>`, `read <id> <requestId>`, `reads <id...>`, `tick <id|all> [n]`, `stabilize`, `deliver` (one round), `isolate <id>`,
  * `cut <a> <b>`, `heal`, `status <id...>`, `log <id...>`, `drop`.
  */
 export class TranscriptRunner {
@@ -105,6 +110,10 @@ export class TranscriptRunner {
         return this.settle(false);
       case "propose":
         return this.propose(args);
+      case "read":
+        return this.attempt(() => this.node(args[0]).readIndex(args[1] as string)) ?? this.settle(false);
+      case "reads":
+        return args.map((id) => `${id}: ${(this.c().reads.get(id) ?? []).map((r) => `${r.requestId}@${r.index}`).join(" ") || "none"}`).join("\n");
       case "transfer":
         return this.attempt(() => this.node(args[0]).transferLeadership(args[1] as string)) ?? this.settle(false);
       case "tick":

@@ -3,7 +3,7 @@
  * shape (types, ranges); these are the protocol's own rules that a correct peer never breaks, so a
  * message that breaks one is bad input: ignored and counted, never allowed to trip an assertion.
  */
-import type { Message, NodeId } from "./messages.ts";
+import { REQUEST_ID_LENGTH_MAX, type Message, type NodeId } from "./messages.ts";
 
 /** Returns why `message` must be refused by member `self`, or `null` when it may be stepped. */
 export function validateMessage(message: Message, self: NodeId): string | null {
@@ -18,13 +18,18 @@ export function validateMessage(message: Message, self: NodeId): string | null {
       if (!isCount(message.rejectHintTerm)) return "bad reject hint term";
       return null;
     case "heartbeat":
-      return isCount(message.commit) ? null : "bad commit index";
+      return isCount(message.commit) && isCount(message.round) ? null : "bad commit index or round";
+    case "heartbeatResponse":
+      return isCount(message.round) ? null : "bad round";
+    case "readIndex":
+      return isRequestId(message.requestId) ? null : "bad request id";
+    case "readIndexResponse":
+      return isRequestId(message.requestId) && isCount(message.index) ? null : "bad read response";
     case "requestVote":
     case "requestPreVote":
       if (!isCount(message.lastIndex) || !isCount(message.lastTerm)) return "bad last entry";
       // A candidate's log cannot hold entries from a term later than the one it campaigns in.
       return message.lastTerm <= message.term ? null : "last log term is beyond the campaign term";
-    case "heartbeatResponse":
     case "voteResponse":
     case "preVoteResponse":
     case "timeoutNow":
@@ -54,6 +59,10 @@ function validateAppend(message: Extract<Message, { type: "append" }>): string |
     term = entry.term;
   }
   return null;
+}
+
+function isRequestId(value: string): boolean {
+  return typeof value === "string" && value.length > 0 && value.length <= REQUEST_ID_LENGTH_MAX;
 }
 
 function isCount(value: number): boolean {
