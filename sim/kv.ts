@@ -84,6 +84,11 @@ export class KvStore {
     }
   }
 
+  /** The value of `key` now (for reads served by ReadIndex, outside the log). */
+  read(key: string): string | null {
+    return this.data.get(key) ?? null;
+  }
+
   /** A canonical rendering of the whole state (sorted), to compare members. */
   fingerprint(): string {
     const keys = [...this.data.keys()].sort();

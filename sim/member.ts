@@ -40,6 +40,16 @@ export interface MemberHost {
   onApply(member: SimMember, entry: Entry, command: KvCommand | null, output: KvOutput | null): void;
 }
 
+/** A get waiting for its read index to be confirmed and applied. */
+interface PendingRead {
+  readonly requestId: number;
+  readonly client: number;
+  readonly seq: number;
+  readonly key: string;
+  /** Known once the ReadState arrives. */
+  index: number | null;
+}
+
 interface PendingProposal {
   readonly term: number;
   readonly requestId: number;
@@ -62,12 +72,16 @@ export class SimMember {
   generation = 0;
   private persisting: Ready | null = null;
   private readonly proposals = new Map<number, PendingProposal>();
+  /** Gets served by ReadIndex, by request id, in arrival order. */
+  private readonly reads = new Map<string, PendingRead>();
 
   constructor(
     readonly id: string,
     readonly clock: SimClock,
     private readonly config: RaftConfigInput,
     private readonly host: MemberHost,
+    /** Serve gets through ReadIndex rather than through the log. */
+    private readonly readIndexGets: boolean,
   ) {}
 
   /** Whether the member is running. */
@@ -93,6 +107,7 @@ export class SimMember {
     this.node = null;
     this.persisting = null;
     this.proposals.clear();
+    this.reads.clear();
     this.generation += 1;
   }
 
@@ -112,8 +127,20 @@ export class SimMember {
     if (node === null) return;
     const command: KvCommand = { client: request.client, seq: request.seq, input: request.input };
     try {
-      const { index, term } = node.propose(encodeCommand(command));
-      this.proposals.set(index, { term, requestId: request.requestId, client: request.client, seq: request.seq });
+      if (this.readIndexGets && request.input.kind === "get") {
+        // Any member serves a get by ReadIndex; a follower asks the leader for the index.
+        const readId = `${this.id}:${request.requestId}`;
+        this.reads.set(readId, { requestId: request.requestId, client: request.client, seq: request.seq, key: request.input.key, index: null });
+        try {
+          node.readIndex(readId);
+        } catch (error) {
+          this.reads.delete(readId);
+          throw error;
+        }
+      } else {
+        const { index, term } = node.propose(encodeCommand(command));
+        this.proposals.set(index, { term, requestId: request.requestId, client: request.client, seq: request.seq });
+      }
     } catch (error) {
       if (NotLeaderError.is(error)) {
         this.host.reply(this.id, request.client, { requestId: request.requestId, seq: request.seq, status: "notLeader", leaderHint: error.leaderHint });
@@ -160,9 +187,11 @@ export class SimMember {
     if (rd.hardState !== undefined) this.term = rd.hardState.term;
     if (rd.softState !== undefined) {
       const wasLeader = this.role === "leader";
+      const leaderChanged = this.leader !== rd.softState.leader;
       this.role = rd.softState.role;
       this.leader = rd.softState.leader;
       if (wasLeader && this.role !== "leader") this.abandonProposals();
+      if (leaderChanged) this.abandonUnconfirmedReads();
       this.host.onRole(this, this.role, this.term, this.leader);
     }
   }
@@ -177,7 +206,38 @@ export class SimMember {
       this.host.onCommit(this, this.commit);
     }
     for (const entry of rd.committed) this.apply(entry);
+    for (const state of rd.readStates) {
+      const read = this.reads.get(state.requestId);
+      if (read !== undefined) read.index = state.index;
+    }
+    this.serveReads();
     node.advance(rd);
+  }
+
+  /**
+   * A read not yet confirmed when the leader changes will never be: the old leader dropped it (or
+   * this member was that leader). Tell the client to retry rather than let it wait out a timeout.
+   */
+  private abandonUnconfirmedReads(): void {
+    for (const [readId, read] of this.reads) {
+      if (read.index !== null) continue;
+      this.reads.delete(readId);
+      this.host.reply(this.id, read.client, { requestId: read.requestId, seq: read.seq, status: "retry" });
+    }
+  }
+
+  /** Gets answered by ReadIndex. */
+  readsServed = 0;
+
+  /** Answers every get whose read index this member has applied. */
+  private serveReads(): void {
+    for (const [readId, read] of this.reads) {
+      if (read.index === null || read.index > this.kv.appliedIndex) continue;
+      this.reads.delete(readId);
+      this.readsServed += 1;
+      const output: KvOutput = { kind: "get", value: this.kv.read(read.key) };
+      this.host.reply(this.id, read.client, { requestId: read.requestId, seq: read.seq, status: "ok", output });
+    }
   }
 
   private apply(entry: Entry): void {

@@ -52,6 +52,12 @@ export interface SimOptions {
     readonly fsyncUsMin: number;
     readonly fsyncUsMax: number;
   };
+  /**
+   * How gets are served: through the log like writes, by ReadIndex (on whichever member the client
+   * asks, leader or follower), or by the leader's check-quorum lease (only drawn when clocks stay
+   * within ρ and check-quorum is on, the conditions lease reads rely on).
+   */
+  readonly reads: "log" | "readIndex" | "lease";
   readonly workload: {
     readonly clients: number;
     readonly keys: number;
@@ -84,7 +90,7 @@ export function drawOptions(seed: number, overrides: SimOptionOverrides = {}): S
   const tickMs = 10;
   const electionTicks = 10;
   const lossy = random.chance(0.6);
-  return {
+  const options = {
     seed,
     members,
     tickMs,
@@ -135,4 +141,9 @@ export function drawOptions(seed: number, overrides: SimOptionOverrides = {}): S
       attemptsMax: random.int(3, 10),
     },
   };
+  // Drawn last, so that adding it left every earlier draw (and so older seeds' options) unchanged.
+  const readRoll = random.next();
+  const leaseAllowed = options.checkQuorum && !options.clocks.exceedDrift;
+  const reads: SimOptions["reads"] = readRoll < 0.3 ? "log" : readRoll < 0.8 || !leaseAllowed ? "readIndex" : "lease";
+  return { ...options, reads };
 }

@@ -46,6 +46,8 @@ export interface SimStats {
   partitions: number;
   tornWrites: number;
   fsyncs: number;
+  /** Gets served by ReadIndex or lease (not through the log). */
+  reads: number;
 }
 
 /** Everything a run produced. */
@@ -120,7 +122,7 @@ class Simulation implements MemberHost {
   private readonly stats: SimStats = {
     events: 0, simulatedMs: 0, wallMs: 0, eventsPerSecond: 0, speedup: 0, messages: 0,
     messagesDropped: 0, elections: 0, commits: 0, clientOps: 0, clientOpsUnknown: 0, crashes: 0,
-    partitions: 0, tornWrites: 0, fsyncs: 0,
+    partitions: 0, tornWrites: 0, fsyncs: 0, reads: 0,
   };
   private time = 0;
   private messageIds = 0;
@@ -167,8 +169,9 @@ class Simulation implements MemberHost {
         checkQuorum: this.options.checkQuorum,
         messageBytesMax: this.options.messageBytesMax,
         inflightMessagesMax: this.options.inflightMessagesMax,
+        readOnly: this.options.reads === "lease" ? ("lease" as const) : ("safe" as const),
       };
-      this.members.set(id, new SimMember(id, clock, config, this));
+      this.members.set(id, new SimMember(id, clock, config, this, this.options.reads !== "log"));
     }
   }
 
@@ -291,7 +294,10 @@ class Simulation implements MemberHost {
     this.stats.simulatedMs = Math.round(this.time / 1000);
     this.stats.elections = this.electionSafety.elections;
     this.stats.commits = this.committedLog.commitIndex;
-    for (const member of this.members.values()) this.stats.fsyncs += member.disk.syncs;
+    for (const member of this.members.values()) {
+      this.stats.fsyncs += member.disk.syncs;
+      this.stats.reads += member.readsServed;
+    }
   }
 
   private logs(): Map<string, readonly Entry[]> {
