@@ -62,6 +62,16 @@ describe("orrery sim", () => {
     assert.equal(replayed.traceHash, direct.traceHash);
   });
 
+  it("refuses a replay file whose options are invalid, as a usage error", () => {
+    const dir = mkdtempSync(join(tmpdir(), "orrery-replay-bad-"));
+    const file = join(dir, "bad.json");
+    const options = { ...drawOptions(3, { safetyTicks: 100 }), checkQuorum: false, reads: "lease" };
+    writeFileSync(file, JSON.stringify({ seed: 3, options }));
+    const run = orrery("sim", "--replay", file);
+    assert.equal(run.status, 2);
+    assert.match(run.stderr, /readOnly/);
+  });
+
   it("writes a space-time diagram with --html", () => {
     const dir = mkdtempSync(join(tmpdir(), "orrery-html-"));
     const file = join(dir, "run.html");

@@ -7,6 +7,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import type { CliIo, Command } from "../lib/cli.ts";
+import { OrreryError } from "../lib/errors.ts";
 import { renderSpaceTime } from "./html.ts";
 import type { SimOptionOverrides, SimOptions } from "./options.ts";
 import { runSimulation, type FaultEvent, type SimResult } from "./simulator.ts";
@@ -111,13 +112,19 @@ function runOne(flags: Flags): { seed: number; result: SimResult } {
     if (!Number.isSafeInteger(replay.seed) || typeof replay.options !== "object") {
       throw new UsageError(`${replayPath} is not a replay file (needs seed and options)`);
     }
-    const result = runSimulation(replay.seed, {
-      options: replay.options,
-      ...(replay.schedule !== undefined ? { schedule: replay.schedule } : {}),
-      keepTraceEventsMax,
-      wallClock,
-    });
-    return { seed: replay.seed, result };
+    try {
+      const result = runSimulation(replay.seed, {
+        options: replay.options,
+        ...(replay.schedule !== undefined ? { schedule: replay.schedule } : {}),
+        keepTraceEventsMax,
+        wallClock,
+      });
+      return { seed: replay.seed, result };
+    } catch (error) {
+      // Options a replay file brings are input: a bad one is the file's fault, said plainly.
+      if (OrreryError.isOrreryError(error)) throw new UsageError(`${replayPath}: ${error.message}`);
+      throw error;
+    }
   }
   const seed = integer(flags, "--seed", 0, Number.MAX_SAFE_INTEGER);
   if (seed === undefined) throw new UsageError("--seed N is required (or --replay FILE)");

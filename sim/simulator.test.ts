@@ -11,7 +11,7 @@ import { KvStore, encodeCommand } from "./kv.ts";
 import { SimNetwork } from "./network.ts";
 import { drawOptions } from "./options.ts";
 import { Random } from "./random.ts";
-import { runSimulation } from "./simulator.ts";
+import { livenessBoundUs, runSimulation } from "./simulator.ts";
 
 describe("event queue", () => {
   it("pops by time, and by insertion order at equal times", () => {
@@ -160,5 +160,17 @@ describe("runs", () => {
       if (op.returnedUs !== null) assert.ok(op.returnedUs >= op.invokedUs);
       else assert.equal(op.output, null);
     }
+  });
+});
+
+describe("the liveness bound", () => {
+  it("is 20 election timeouts plus 4 request timeouts, plus catch-up time for a lagging member", () => {
+    const options = drawOptions(1);
+    const base = 20 * 2 * options.electionTicks * options.tickMs * 1000 + 4 * options.workload.requestTimeoutMs * 1000;
+    assert.equal(livenessBoundUs(options), base);
+    const roundTrip = 2 * (options.network.latencyUsMax + options.network.jitterUs) + options.disk.fsyncUsMax;
+    const window = options.inflightMessagesMax * Math.max(1, Math.floor(options.messageBytesMax / 128));
+    assert.equal(livenessBoundUs(options, 10 * window), base + 10 * roundTrip);
+    assert.ok(livenessBoundUs(options, 10 * window + 1) > livenessBoundUs(options, 10 * window));
   });
 });

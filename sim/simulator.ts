@@ -48,6 +48,8 @@ export interface SimStats {
   fsyncs: number;
   /** Gets served by ReadIndex or lease (not through the log). */
   reads: number;
+  /** Violations beyond {@link VIOLATIONS_MAX}, counted but not recorded. */
+  violationsDropped: number;
 }
 
 /** Everything a run produced. */
@@ -80,14 +82,23 @@ export interface RunOptions {
 }
 
 /**
- * The liveness bound, stated once: after healing, within 20 maximal election timeouts plus four
- * client request timeouts (for a request that was in flight to reach the new leader), a leader is
- * known to every member, every pending client operation completes and every member applies the
- * same state.
+ * The liveness bound, stated once: after healing, within
+ * - 20 maximal election timeouts (elections may split, and pre-vote adds a round), plus
+ * - 4 client request timeouts (a request in flight must time out and reach the new leader), plus
+ * - for the member furthest behind, its missing entries streamed at the flow-control window: one
+ *   window (`inflightMessagesMax` appends of `messageBytesMax`, at least one entry each) per
+ *   worst-case round trip (twice the maximal latency and jitter, plus the slowest fsync),
+ * a leader is known to every member, every pending client operation completes and every member
+ * applies the same state. `lagEntries` is that member's distance behind the longest log at healing.
  */
-export function livenessBoundUs(options: SimOptions): number {
+export function livenessBoundUs(options: SimOptions, lagEntries = 0): number {
   const electionTimeoutMaxUs = 2 * options.electionTicks * options.tickMs * 1000;
-  return 20 * electionTimeoutMaxUs + 4 * options.workload.requestTimeoutMs * 1000;
+  const roundTripUs = 2 * (options.network.latencyUsMax + options.network.jitterUs) + options.disk.fsyncUsMax;
+  // Simulated commands are small (under 128 bytes with overhead): a message holds at least one.
+  const entriesPerMessage = Math.max(1, Math.floor(options.messageBytesMax / 128));
+  const entriesPerRoundTrip = options.inflightMessagesMax * entriesPerMessage;
+  const catchUpUs = Math.ceil(lagEntries / entriesPerRoundTrip) * roundTripUs;
+  return 20 * electionTimeoutMaxUs + 4 * options.workload.requestTimeoutMs * 1000 + catchUpUs;
 }
 
 /** One scheduled fault. `atMs` is simulated true time within the safety phase. */
@@ -98,6 +109,24 @@ export type FaultEvent =
   | { readonly atMs: number; readonly kind: "restart"; readonly member: string };
 
 type SimEvent = () => void;
+
+/**
+ * Events one run may process. A healthy default run takes about 100,000; a run past this is stuck
+ * (after a violation a broken core can loop forever), and is stopped with a violation.
+ */
+export const SIM_EVENTS_MAX = 20_000_000;
+
+/** Violations a run records; later ones are counted in `violationsDropped` only. */
+export const VIOLATIONS_MAX = 100;
+
+/** Checkers whose first violation ends the run: what follows a broken safety property is noise. */
+const SAFETY_CHECKERS: ReadonlySet<string> = new Set([
+  "election-safety",
+  "log-matching",
+  "state-machine-safety",
+  "leader-completeness",
+  "assertion",
+]);
 
 /** Stops the run loop after an assertion failure in a member. */
 class RunAborted extends Error {}
@@ -122,8 +151,10 @@ class Simulation implements MemberHost {
   private readonly stats: SimStats = {
     events: 0, simulatedMs: 0, wallMs: 0, eventsPerSecond: 0, speedup: 0, messages: 0,
     messagesDropped: 0, elections: 0, commits: 0, clientOps: 0, clientOpsUnknown: 0, crashes: 0,
-    partitions: 0, tornWrites: 0, fsyncs: 0, reads: 0,
+    partitions: 0, tornWrites: 0, fsyncs: 0, reads: 0, violationsDropped: 0,
   };
+  /** Set by the first safety violation: the event loop stops at the next event. */
+  private aborted = false;
   private time = 0;
   private messageIds = 0;
   private requestIds = 0;
@@ -215,6 +246,11 @@ class Simulation implements MemberHost {
 
   private runUntil(endUs: number, stop?: () => boolean): void {
     while (this.queue.peekTime() <= endUs) {
+      if (this.aborted) throw new RunAborted();
+      if (this.stats.events >= SIM_EVENTS_MAX) {
+        this.violate({ checker: "events-max", message: `the run passed SIM_EVENTS_MAX (${SIM_EVENTS_MAX}) events; it is stuck`, t: this.time });
+        throw new RunAborted();
+      }
       const next = this.queue.pop();
       if (next === undefined) break;
       this.time = next.time;
@@ -244,7 +280,9 @@ class Simulation implements MemberHost {
       client.accepting = false;
       client.patient = true;
     }
-    const boundUs = livenessBoundUs(this.options);
+    const longest = Math.max(...[...this.members.values()].map((m) => m.log.length));
+    const lagEntries = Math.max(...[...this.members.values()].map((m) => longest - m.kv.appliedIndex));
+    const boundUs = livenessBoundUs(this.options, lagEntries);
     let leaderAt: number | null = null;
     let opsDoneAt: number | null = null;
     let convergedAt: number | null = null;
@@ -529,6 +567,11 @@ class Simulation implements MemberHost {
   }
 
   private violate(violation: Violation): void {
+    if (SAFETY_CHECKERS.has(violation.checker)) this.aborted = true;
+    if (this.violations.length >= VIOLATIONS_MAX) {
+      this.stats.violationsDropped += 1;
+      return;
+    }
     this.violations.push(violation);
     this.mix(11, violation.checker);
     this.keep({ t: violation.t, kind: "violation", checker: violation.checker, message: violation.message });

@@ -1,0 +1,111 @@
+/**
+ * Deliberate bugs for the mutation test: each replaces one rule of the Raft core by patching a
+ * prototype for the length of a callback, then restores it. The core itself carries no bug switch;
+ * these live here, in test code, so that a test can show the fuzzer notices when a rule is gone.
+ * Also the simulator options under which a rule's absence shows.
+ */
+import { RaftLog } from "../lib/raft/log.ts";
+import { drawOptions, type SimOptions } from "../sim/options.ts";
+import type { NodeId } from "../lib/raft/messages.ts";
+import type { Progress } from "../lib/raft/progress.ts";
+import { committedIndex } from "../lib/raft/quorum.ts";
+import { Raft } from "../lib/raft/raft.ts";
+
+/** A rule of the core that a mutation removes. */
+export interface Mutation {
+  /** A short name for messages. */
+  readonly name: string;
+  /** What the mutated core does wrong, in a sentence. */
+  readonly description: string;
+  /** Installs the bug; returns a function that restores the original rule. */
+  install(): () => void;
+}
+
+/** The private members of `Raft` that the commit rule reads, as the replacement sees them. */
+interface RaftInternals {
+  readonly voters: readonly NodeId[];
+  readonly term: number;
+  readonly log: RaftLog;
+  readonly progress: Map<NodeId, Progress>;
+  releaseUncommitted(from: number, to: number): void;
+  maybeCommit(): boolean;
+}
+
+/**
+ * Granting a vote without the log up-to-date check (Raft §5.4.1): every log counts as up to date,
+ * so a member that lacks committed entries can win an election.
+ */
+export const voteWithoutUpToDateCheck: Mutation = {
+  name: "vote-without-up-to-date-check",
+  description: "RaftLog.isUpToDate always answers true",
+  install() {
+    const prototype = RaftLog.prototype;
+    const original = Object.getOwnPropertyDescriptor(prototype, "isUpToDate");
+    if (original === undefined) throw new Error("RaftLog.prototype.isUpToDate is missing");
+    prototype.isUpToDate = function isUpToDateAlways(_lastIndex: number, _lastTerm: number): boolean {
+      return true;
+    };
+    return () => {
+      Object.defineProperty(prototype, "isUpToDate", original);
+    };
+  },
+};
+
+/**
+ * Committing by counting replicas of an older term's entry, without the current-term rule (Raft
+ * paper Figure 8): a faithful copy of `Raft.maybeCommit` minus `this.log.term(index) !== this.term`.
+ */
+export const commitWithoutCurrentTermRule: Mutation = {
+  name: "commit-without-current-term-rule",
+  description: "Raft.maybeCommit commits entries of older terms by counting replicas",
+  install() {
+    const prototype = Raft.prototype as unknown as RaftInternals;
+    const original = Object.getOwnPropertyDescriptor(prototype, "maybeCommit");
+    if (original === undefined) throw new Error("Raft.prototype.maybeCommit is missing");
+    prototype.maybeCommit = function maybeCommitAnyTerm(this: RaftInternals): boolean {
+      const index = committedIndex(this.voters, (id) => this.progress.get(id)?.match ?? 0);
+      if (index <= this.log.committed) return false;
+      this.releaseUncommitted(this.log.committed, index);
+      this.log.commitTo(index);
+      return true;
+    };
+    return () => {
+      Object.defineProperty(prototype, "maybeCommit", original);
+    };
+  },
+};
+
+/** Runs `body` with `mutation` installed, restoring the original rule afterwards, even on error. */
+export function withMutation<T>(mutation: Mutation, body: () => T): T {
+  const restore = mutation.install();
+  try {
+    return body();
+  } finally {
+    restore();
+  }
+}
+
+/**
+ * A corner of the swarm's option space where the current-term commit rule matters; every value is
+ * one the swarm itself can draw, and `seed` still draws the network, clocks, disk and the rest.
+ *
+ * The rule only makes a difference when a new leader's majority has acknowledged an older term's
+ * entries but not yet the leader's own: Figure 8 of the Raft paper. That takes a member that lags
+ * far behind (crashes, and eight busy clients to build a backlog), catching up over many round
+ * trips (256-byte messages, two in flight), while a bridge partition lets two leaders that cannot
+ * hear each other take turns winning its vote, and check-quorum off lets a cut-off leader keep
+ * accepting proposals. Lease reads need check-quorum, so a seed that drew them reads by ReadIndex.
+ */
+export function figureEightOptions(seed: number, safetyTicks: number): SimOptions {
+  const drawn = drawOptions(seed, { members: 3, safetyTicks });
+  return {
+    ...drawn,
+    checkQuorum: false,
+    reads: drawn.reads === "lease" ? "readIndex" : drawn.reads,
+    messageBytesMax: 256,
+    inflightMessagesMax: 2,
+    partitions: { ...drawn.partitions, enabled: true, kinds: ["bridge"], meanIntervalMs: 1000, durationMsMax: 2000 },
+    crashes: { ...drawn.crashes, enabled: true, meanIntervalMs: 2000, downMsMax: 2000 },
+    workload: { ...drawn.workload, clients: 8, thinkMs: 5 },
+  };
+}

@@ -1,0 +1,68 @@
+/**
+ * The CI-bounded swarm: seeds 1..N, each drawing its own options (cluster size, which faults and
+ * how often, workload), run through the simulator; none may report a violation. The long swarm is
+ * `npx orrery fuzz --seeds 100000`; this is the slice that runs on every change.
+ *
+ * Bounds: `ORRERY_SWARM_SEEDS` seeds (default 200) with a safety phase of `ORRERY_SWARM_TICKS`
+ * ticks (default 1500, half the simulator's default of 3000). At 3000 ticks 200 seeds take about
+ * 150 s of one core, too long beside the rest of the suite on CI's two cores; at 1500 ticks about
+ * 60 s, and every kind of fault still happens (the second test checks that it does).
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { MEMBER_COUNTS } from "../sim/options.ts";
+import { runSimulation, type SimStats } from "../sim/simulator.ts";
+import { envInteger } from "./env.ts";
+
+const SWARM_SEEDS = envInteger("ORRERY_SWARM_SEEDS", 200, 1);
+const SWARM_TICKS = envInteger("ORRERY_SWARM_TICKS", 1500, 10);
+
+/** Failing seeds listed in an assertion message, at most. */
+const FAILURES_SHOWN_MAX = 20;
+
+type Totals = Pick<SimStats, "events" | "crashes" | "partitions" | "tornWrites" | "elections" | "clientOps" | "commits" | "messages">;
+
+describe(`the swarm of seeds 1..${SWARM_SEEDS} at ${SWARM_TICKS} safety ticks`, () => {
+  const totals: Totals = { events: 0, crashes: 0, partitions: 0, tornWrites: 0, elections: 0, clientOps: 0, commits: 0, messages: 0 };
+  const memberCounts = new Map<number, number>();
+  let ran = 0;
+
+  it("passes every checker on every seed", (t) => {
+    const failing: string[] = [];
+    const started = performance.now();
+    for (let seed = 1; seed <= SWARM_SEEDS; seed += 1) {
+      const result = runSimulation(seed, { overrides: { safetyTicks: SWARM_TICKS } });
+      ran += 1;
+      for (const key of Object.keys(totals) as (keyof Totals)[]) totals[key] += result.stats[key];
+      memberCounts.set(result.options.members, (memberCounts.get(result.options.members) ?? 0) + 1);
+      const first = result.violations[0];
+      if (first !== undefined) {
+        failing.push(`seed ${seed} (${result.violations.length} violations; first ${first.checker}: ${first.message})`);
+      }
+    }
+    const wallMs = Math.round(performance.now() - started);
+    t.diagnostic(`${ran} seeds in ${wallMs} ms; totals ${JSON.stringify(totals)}; members ${JSON.stringify(Object.fromEntries(memberCounts))}`);
+    const shown = failing.slice(0, FAILURES_SHOWN_MAX);
+    if (failing.length > shown.length) shown.push(`... and ${failing.length - shown.length} more`);
+    assert.equal(
+      failing.length,
+      0,
+      `${failing.length} of ${ran} seeds failed:\n  ${shown.join("\n  ")}\n` +
+        `replay one with: npx orrery sim --seed <seed> --ticks ${SWARM_TICKS}`,
+    );
+  });
+
+  it("exercises crashes, torn writes, partitions, elections, clients and every cluster size", () => {
+    // A swarm that passes because it did nothing proves nothing: these fail if the options stop
+    // drawing a fault, for instance after a change to drawOptions.
+    assert.ok(ran > 0, "the swarm ran first");
+    assert.ok(totals.crashes > 0, "some member crashed");
+    assert.ok(totals.tornWrites > 0, "some crash tore a write");
+    assert.ok(totals.partitions > 0, "some partition happened");
+    assert.ok(totals.elections > ran, `more elections (${totals.elections}) than seeds (${ran})`);
+    assert.ok(totals.clientOps > 0, "clients ran operations");
+    if (ran >= 50) {
+      for (const members of MEMBER_COUNTS) assert.ok((memberCounts.get(members) ?? 0) > 0, `some run had ${members} members`);
+    }
+  });
+});
