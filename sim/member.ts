@@ -11,7 +11,7 @@ import type { Role } from "../lib/raft/raft.ts";
 import type { SimClock } from "./clock.ts";
 import { SimDisk } from "./disk.ts";
 import type { KvInput, KvOutput } from "./history.ts";
-import { KvStore, commandKey, encodeCommand, type KvCommand } from "./kv.ts";
+import { KvStore, commandKey, decodeCommand, encodeCommand, type KvCommand } from "./kv.ts";
 
 /** A client's request to a member. */
 export interface ClientRequest {
@@ -37,7 +37,7 @@ export interface MemberHost {
   scheduleSync(member: SimMember, done: () => void): void;
   onRole(member: SimMember, role: Role, term: number, leader: string | null): void;
   onCommit(member: SimMember, commit: number): void;
-  onApply(member: SimMember, entry: Entry, command: KvCommand | null, output: KvOutput | null): void;
+  onApply(member: SimMember, entry: Entry): void;
 }
 
 /** A get waiting for its read index to be confirmed and applied. */
@@ -242,7 +242,7 @@ export class SimMember {
 
   private apply(entry: Entry): void {
     const result = this.kv.apply(entry);
-    this.host.onApply(this, entry, result?.command ?? null, result?.output ?? null);
+    this.host.onApply(this, entry);
     const pending = this.proposals.get(entry.index);
     if (pending === undefined) return;
     this.proposals.delete(entry.index);
@@ -264,10 +264,10 @@ export class SimMember {
   }
 
   /** Keys (`client:seq`) of the commands in this member's committed log. */
-  committedCommandKeys(decode: (data: Uint8Array) => KvCommand | null): Set<string> {
+  committedCommandKeys(): Set<string> {
     const keys = new Set<string>();
     for (let i = 0; i < Math.min(this.commit, this.log.length); i += 1) {
-      const command = decode((this.log[i] as Entry).data);
+      const command = decodeCommand((this.log[i] as Entry).data);
       if (command !== null) keys.add(commandKey(command));
     }
     return keys;

@@ -20,8 +20,8 @@ import {
   type Violation,
 } from "./checkers/raft-safety.ts";
 import { EventQueue } from "./event-queue.ts";
-import type { KvOutput, Operation, TraceEvent } from "./history.ts";
-import { decodeCommand, commandKey, type KvCommand } from "./kv.ts";
+import type { Operation, TraceEvent } from "./history.ts";
+import { commandKey } from "./kv.ts";
 import { SimMember, type ClientReply, type ClientRequest, type MemberHost } from "./member.ts";
 import { SimNetwork, type Partition } from "./network.ts";
 import { drawOptions, type SimOptionOverrides, type SimOptions } from "./options.ts";
@@ -313,7 +313,7 @@ class Simulation implements MemberHost {
   private finalChecks(): void {
     this.logMatching.check(this.time, this.logs());
     for (const member of this.members.values()) {
-      if (member.up) this.durableAcks.check(this.time, member.id, member.committedCommandKeys(decodeCommand));
+      if (member.up) this.durableAcks.check(this.time, member.id, member.committedCommandKeys());
     }
     for (const client of this.clients) {
       const pending = client.pending();
@@ -459,7 +459,7 @@ class Simulation implements MemberHost {
     this.keep({ t: this.time, kind: "commit", member: member.id, index: commit });
   }
 
-  onApply(member: SimMember, entry: Entry, _command: KvCommand | null, _output: KvOutput | null): void {
+  onApply(member: SimMember, entry: Entry): void {
     this.committedLog.onApply(this.time, member.id, entry);
   }
 
