@@ -20,10 +20,10 @@ const SWARM_TICKS = envInteger("ORRERY_SWARM_TICKS", 1500, 10);
 /** Failing seeds listed in an assertion message, at most. */
 const FAILURES_SHOWN_MAX = 20;
 
-type Totals = Pick<SimStats, "events" | "crashes" | "partitions" | "tornWrites" | "elections" | "clientOps" | "commits" | "messages">;
+type Totals = Pick<SimStats, "events" | "crashes" | "partitions" | "tornWrites" | "elections" | "clientOps" | "commits" | "messages" | "reads" | "leaderTransfers">;
 
 describe(`the swarm of seeds 1..${SWARM_SEEDS} at ${SWARM_TICKS} safety ticks`, () => {
-  const totals: Totals = { events: 0, crashes: 0, partitions: 0, tornWrites: 0, elections: 0, clientOps: 0, commits: 0, messages: 0 };
+  const totals: Totals = { events: 0, crashes: 0, partitions: 0, tornWrites: 0, elections: 0, clientOps: 0, commits: 0, messages: 0, reads: 0, leaderTransfers: 0 };
   const memberCounts = new Map<number, number>();
   let ran = 0;
 
@@ -59,6 +59,8 @@ describe(`the swarm of seeds 1..${SWARM_SEEDS} at ${SWARM_TICKS} safety ticks`, 
     assert.ok(totals.crashes > 0, "some member crashed");
     assert.ok(totals.tornWrites > 0, "some crash tore a write");
     assert.ok(totals.partitions > 0, "some partition happened");
+    assert.ok(totals.reads > 0, "some gets were served by ReadIndex or lease");
+    assert.ok(totals.leaderTransfers > 0, "some leader was asked to transfer leadership");
     assert.ok(totals.elections > ran, `more elections (${totals.elections}) than seeds (${ran})`);
     assert.ok(totals.clientOps > 0, "clients ran operations");
     if (ran >= 50) {

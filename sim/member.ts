@@ -153,6 +153,18 @@ export class SimMember {
     this.processReady();
   }
 
+  /** Asks this member (a leader) to hand leadership to `to`; ignored if it no longer leads. */
+  transferLeadership(to: string): void {
+    const node = this.node;
+    if (node === null) return;
+    try {
+      node.transferLeadership(to);
+    } catch (error) {
+      if (!NotLeaderError.is(error)) throw error;
+    }
+    this.processReady();
+  }
+
   /** Runs the Ready loop until the node has nothing more or a write is being synced. */
   processReady(): void {
     const node = this.node;

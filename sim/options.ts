@@ -58,6 +58,8 @@ export interface SimOptions {
    * within ρ and check-quorum is on, the conditions lease reads rely on).
    */
   readonly reads: "log" | "readIndex" | "lease";
+  /** Leadership transfers the leader is asked to make; 0 for none. Mean time between them. */
+  readonly transferMeanIntervalMs: number;
   readonly workload: {
     readonly clients: number;
     readonly keys: number;
@@ -145,5 +147,6 @@ export function drawOptions(seed: number, overrides: SimOptionOverrides = {}): S
   const readRoll = random.next();
   const leaseAllowed = options.checkQuorum && !options.clocks.exceedDrift;
   const reads: SimOptions["reads"] = readRoll < 0.3 ? "log" : readRoll < 0.8 || !leaseAllowed ? "readIndex" : "lease";
-  return { ...options, reads };
+  const transferMeanIntervalMs = random.chance(0.5) ? random.int(500, 5000) : 0;
+  return { ...options, reads, transferMeanIntervalMs };
 }

@@ -153,6 +153,14 @@ describe("runs", () => {
     assert.ok(result.stats.commits > 0);
   });
 
+  it("asks leaders to transfer leadership when the seed draws it, and stays safe", () => {
+    const options = { ...drawOptions(3, { safetyTicks: 800 }), transferMeanIntervalMs: 300 };
+    const result = runSimulation(3, { options });
+    assert.deepEqual(result.violations, []);
+    assert.ok(result.stats.leaderTransfers > 3, `${result.stats.leaderTransfers} transfers`);
+    assert.ok(result.stats.elections > 3, "transfers lead to new terms");
+  });
+
   it("records every client operation with its invocation and response in true time", () => {
     const result = runSimulation(3, { overrides: { safetyTicks: 500 } });
     assert.ok(result.history.length > 0);

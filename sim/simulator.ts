@@ -48,6 +48,8 @@ export interface SimStats {
   fsyncs: number;
   /** Gets served by ReadIndex or lease (not through the log). */
   reads: number;
+  /** Leadership transfers requested of a leader (they may be abandoned). */
+  leaderTransfers: number;
   /** Violations beyond {@link VIOLATIONS_MAX}, counted but not recorded. */
   violationsDropped: number;
 }
@@ -151,7 +153,7 @@ class Simulation implements MemberHost {
   private readonly stats: SimStats = {
     events: 0, simulatedMs: 0, wallMs: 0, eventsPerSecond: 0, speedup: 0, messages: 0,
     messagesDropped: 0, elections: 0, commits: 0, clientOps: 0, clientOpsUnknown: 0, crashes: 0,
-    partitions: 0, tornWrites: 0, fsyncs: 0, reads: 0, violationsDropped: 0,
+    partitions: 0, tornWrites: 0, fsyncs: 0, reads: 0, leaderTransfers: 0, violationsDropped: 0,
   };
   /** Set by the first safety violation: the event loop stops at the next event. */
   private aborted = false;
@@ -232,6 +234,7 @@ class Simulation implements MemberHost {
       if (this.options.partitions.enabled) this.scheduleNextPartition();
       if (this.options.crashes.enabled) this.scheduleNextCrash();
     }
+    if (this.options.transferMeanIntervalMs > 0) this.scheduleNextTransfer();
     this.recordPhase("safety");
     const safetyEndUs = this.options.safetyTicks * this.options.tickMs * 1000;
     try {
@@ -542,6 +545,22 @@ class Simulation implements MemberHost {
         });
       }
       this.scheduleNextCrash();
+    });
+  }
+
+  /** Asks the current leader, now and then, to hand leadership to a random other voter. */
+  private scheduleNextTransfer(): void {
+    const meanUs = this.options.transferMeanIntervalMs * 1000;
+    this.at(this.time + Math.max(1, Math.floor(this.faults.exponential(meanUs))), () => {
+      if (this.phase !== "safety") return;
+      const leader = [...this.members.values()].find((m) => m.up && m.role === "leader");
+      if (leader !== undefined) {
+        const target = this.faults.pick(this.memberIds.filter((id) => id !== leader.id));
+        leader.transferLeadership(target);
+        this.stats.leaderTransfers += 1;
+        this.mix(12, leader.id, target);
+      }
+      this.scheduleNextTransfer();
     });
   }
 
