@@ -27,7 +27,7 @@ export interface RaftConfig {
   readonly heartbeatTicks: number;
   /**
    * Randomness for election timeouts: returns a number in `[0, 1)`. Injected so that a seeded
-   * simulation is exact; a host passes `Math.random`.
+   * simulation is exact; a host passes its platform's random source.
    */
   readonly random: () => number;
   /**

@@ -2,8 +2,8 @@
  * `RaftNode`, the public face of the core, shaped after etcd-io/raft's RawNode. The host drives it:
  *
  * ```ts
- * const node = new RaftNode({ id: "n1", voters: ["n1", "n2", "n3"], random: Math.random });
- * setInterval(() => node.tick(), tickMs);          // logical time
+ * const node = new RaftNode({ id: "n1", voters: ["n1", "n2", "n3"], random: hostRandom });
+ * everyTick(() => node.tick());                    // logical time, from the host's own timer
  * transport.onMessage((m) => node.step(m));        // input from peers
  * while (node.hasReady()) {
  *   const rd = node.ready();
