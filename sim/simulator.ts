@@ -203,6 +203,7 @@ class Simulation implements MemberHost {
         messageBytesMax: this.options.messageBytesMax,
         inflightMessagesMax: this.options.inflightMessagesMax,
         readOnly: this.options.reads === "lease" ? ("lease" as const) : ("safe" as const),
+        clockDriftMax: this.options.clocks.clockDriftMax,
       };
       this.members.set(id, new SimMember(id, clock, config, this, this.options.reads !== "log"));
     }

@@ -42,6 +42,7 @@ type NumericField = {
 /** Every numeric field with its smallest valid value. */
 const NUMERIC_MINIMUMS: ReadonlyArray<[NumericField, number]> = [
   ["readIndexPendingMax", 1],
+  ["clockDriftMax", 0],
   ["electionTicks", 2],
   ["heartbeatTicks", 1],
   ["inflightMessagesMax", 1],

@@ -87,6 +87,13 @@ export interface RaftConfig {
    */
   readonly readOnly: "safe" | "lease";
   /**
+   * The bound ρ on how much clock *rates* may differ from true time, used only by lease reads:
+   * a lease lasts `floor((electionTicks - 1) * (1 - ρ) / (1 + ρ)) - 1` ticks from the sending of
+   * a heartbeat a quorum acknowledged.
+   * @defaultValue 0.01
+   */
+  readonly clockDriftMax: number;
+  /**
    * Reads a leader holds while it confirms its leadership (or waits for its first commit); beyond
    * it, `readIndex` throws `ProposalDroppedError` with reason `read-index-pending-max`.
    * @defaultValue 4096
@@ -117,6 +124,7 @@ export const RAFT_CONFIG_DEFAULTS = {
   proposalBytesMax: 8 * 1024 * 1024,
   applyBytesMax: 16 * 1024 * 1024,
   readOnly: "safe",
+  clockDriftMax: 0.01,
   readIndexPendingMax: 4096,
   outboxMessagesMax: 4096,
 } as const satisfies Partial<RaftConfig>;
@@ -200,6 +208,16 @@ function validateConfig(config: RaftConfig, votersGiven: readonly NodeId[]): voi
   if (config.readOnly !== "safe" && config.readOnly !== "lease") {
     throw new ConfigError("readOnly", `must be "safe" or "lease", got ${String(config.readOnly)}`);
   }
+  if (typeof config.clockDriftMax !== "number" || !(config.clockDriftMax >= 0 && config.clockDriftMax < 0.5)) {
+    throw new ConfigError("clockDriftMax", `must be a number in [0, 0.5), got ${String(config.clockDriftMax)}`);
+  }
+  if (config.readOnly === "lease" && leaseTicks(config) < 1) {
+    throw new ConfigError(
+      "readOnly",
+      `"lease" needs a lease of at least one tick; electionTicks ${config.electionTicks} with ` +
+        `clockDriftMax ${config.clockDriftMax} gives ${leaseTicks(config)}`,
+    );
+  }
   if (config.readOnly === "lease" && !config.checkQuorum) {
     throw new ConfigError("readOnly", '"lease" needs checkQuorum: the lease is check-quorum\'s');
   }
@@ -217,6 +235,19 @@ function validateConfig(config: RaftConfig, votersGiven: readonly NodeId[]): voi
         `(${config.uncommittedBytesMax}), or a single proposal could never be taken`,
     );
   }
+}
+
+/**
+ * How many of its own ticks a leader may serve lease reads after sending a heartbeat that a quorum
+ * acknowledged. Each acknowledging member heard from the leader after that send, and so refuses
+ * other candidates for `electionTicks` of its own ticks — at least `electionTicks - 1` full tick
+ * intervals, since its next tick may come at once. With clock rates within ρ of true time, the
+ * leader's ticks must span less true time than that: k / (1 - ρ) < (electionTicks - 1) / (1 + ρ).
+ * One tick more is taken off for the leader's own tick granularity.
+ */
+export function leaseTicks(config: Pick<RaftConfig, "electionTicks" | "clockDriftMax">): number {
+  const rho = config.clockDriftMax;
+  return Math.floor(((config.electionTicks - 1) * (1 - rho)) / (1 + rho)) - 1;
 }
 
 type NumericField = {

@@ -8,7 +8,7 @@
  */
 import { assert, unreachable } from "../assert.ts";
 import { InvalidRequestError, NotLeaderError, ProposalDroppedError } from "../errors.ts";
-import type { RaftConfig } from "./config.ts";
+import { leaseTicks, type RaftConfig } from "./config.ts";
 import { RaftLog } from "./log.ts";
 import {
   entryBytes,
@@ -121,6 +121,12 @@ export class Raft {
   private readonly readAcks = new Map<NodeId, number>();
   /** Leader only: reads waiting for their round to be confirmed, in round order. */
   private pendingReads: PendingRead[] = [];
+  /** Leader only: ticks since it became leader (its own clock, for the read lease). */
+  private leaderTicks = 0;
+  /** Leader only, lease mode: heartbeat rounds not yet confirmed, with the tick each was sent. */
+  private roundsSent: { round: number; tick: number }[] = [];
+  /** Leader only, lease mode: when the newest quorum-confirmed heartbeat round was sent. */
+  private leaseFromTick = -Infinity;
   /** Leader only: reads that arrived before this leader committed an entry of its term. */
   private readsBeforeCommit: { requestId: string; from: NodeId }[] = [];
 
@@ -265,14 +271,28 @@ export class Raft {
       this.readsBeforeCommit.push({ requestId, from });
       return;
     }
-    if (this.config.readOnly === "lease") {
+    if (this.inLease()) {
       this.answerRead({ requestId, from, index: this.log.committed, round: this.readRound });
       return;
     }
-    this.readRound += 1;
-    this.pendingReads.push({ requestId, from, index: this.log.committed, round: this.readRound });
+    // Without a valid lease a read takes a round of its own, in either mode (in lease mode every
+    // broadcast starts one).
+    if (this.config.readOnly !== "lease") this.readRound += 1;
     this.broadcastHeartbeat();
+    this.pendingReads.push({ requestId, from, index: this.log.committed, round: this.readRound });
     this.confirmReads();
+  }
+
+  /**
+   * Whether lease reads may be answered now: in lease mode, not during a transfer (the leader is
+   * handing over on purpose), and within `leaseTicks` of sending a heartbeat a quorum confirmed.
+   */
+  private inLease(): boolean {
+    return (
+      this.config.readOnly === "lease" &&
+      this.leadTransferee === null &&
+      this.leaderTicks < this.leaseFromTick + leaseTicks(this.config)
+    );
   }
 
   /** Answers every pending read whose round a quorum has echoed. */
@@ -280,6 +300,12 @@ export class Raft {
     const confirmed = committedIndex(this.voters, (id) =>
       id === this.id ? this.readRound : (this.readAcks.get(id) ?? 0),
     );
+    let newest = -1;
+    for (const sent of this.roundsSent) if (sent.round <= confirmed) newest = sent.tick;
+    if (newest >= 0) {
+      this.leaseFromTick = Math.max(this.leaseFromTick, newest);
+      this.roundsSent = this.roundsSent.filter((sent) => sent.round > confirmed);
+    }
     let answered = 0;
     for (const read of this.pendingReads) {
       if (read.round > confirmed) break;
@@ -431,6 +457,9 @@ export class Raft {
     this.readAcks.clear();
     this.pendingReads = [];
     this.readsBeforeCommit = [];
+    this.leaderTicks = 0;
+    this.roundsSent = [];
+    this.leaseFromTick = -Infinity;
   }
 
   private resetRandomizedElectionTimeout(): void {
@@ -552,6 +581,7 @@ export class Raft {
   }
 
   private tickHeartbeat(): void {
+    this.leaderTicks += 1;
     this.heartbeatElapsed += 1;
     this.electionElapsed += 1;
     if (this.electionElapsed >= this.config.electionTicks) {
@@ -844,7 +874,17 @@ export class Raft {
     for (const id of this.voters) if (id !== this.id) this.sendAppend(id);
   }
 
+  /**
+   * Sends every voter a heartbeat carrying the latest read round. In lease mode every broadcast
+   * starts a new round, remembering when it was sent, so that a quorum's echo dates the lease.
+   */
   private broadcastHeartbeat(): void {
+    if (this.config.readOnly === "lease") {
+      this.readRound += 1;
+      // Bounded: rounds are confirmed (and dropped), or check-quorum deposes the leader within
+      // two election timeouts, which clears them.
+      this.roundsSent.push({ round: this.readRound, tick: this.leaderTicks });
+    }
     for (const id of this.voters) {
       if (id === this.id) continue;
       const commit = Math.min(this.progressOf(id).match, this.log.committed);

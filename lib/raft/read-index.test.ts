@@ -145,13 +145,50 @@ describe("ReadIndex through a follower", () => {
 });
 
 describe("lease reads", () => {
-  it("answer at once, without a heartbeat round", () => {
+  it("answer at once, without a heartbeat round, once a quorum has acknowledged a recent heartbeat", () => {
     const { cluster, leader } = stableCluster({ readOnly: "lease" });
+    cluster.run(2); // a heartbeat round the followers acknowledge starts the lease
     const sentBefore = cluster.sent.length;
     cluster.node(leader).readIndex("l1");
     cluster.processReady();
     assert.equal(cluster.readsOf(leader).length, 1);
     assert.equal(cluster.sent.slice(sentBefore).filter((m) => m.type === "heartbeat").length, 0);
+  });
+
+  it("stop being answered at once when the lease runs out, well before check-quorum steps down", () => {
+    // electionTicks 10, clockDriftMax 0.01: the lease lasts floor(9 * 0.99 / 1.01) - 1 = 7 ticks.
+    const { cluster, leader } = stableCluster({ readOnly: "lease" });
+    cluster.run(2);
+    cluster.isolate(leader);
+    for (let tick = 0; tick < 8; tick += 1) cluster.node(leader).tick();
+    cluster.processReady();
+    assert.equal(cluster.node(leader).status().role, "leader", "check-quorum has not deposed it yet");
+    cluster.node(leader).readIndex("late");
+    cluster.processReady();
+    assert.deepEqual(cluster.readsOf(leader), [], "the lease expired: the read waits for a quorum round");
+    cluster.heal();
+    cluster.run(3);
+    assert.deepEqual(cluster.readsOf(leader).map((r) => r.requestId), ["late"]);
+  });
+
+  it("are not answered at once during a leadership transfer", () => {
+    const { cluster, leader, followers } = stableCluster({ readOnly: "lease" });
+    cluster.run(2);
+    cluster.cut(leader, followers[0] as NodeId);
+    cluster.node(leader).transferLeadership(followers[0] as NodeId);
+    cluster.node(leader).readIndex("during");
+    cluster.processReady();
+    assert.deepEqual(cluster.readsOf(leader), []);
+  });
+
+  it("refuse a drift bound outside [0, 0.5) and an election timeout too short for any lease", () => {
+    for (const clockDriftMax of [-0.1, 0.5, Number.NaN]) {
+      assert.throws(() => new RaftNode({ id: "n1", voters: THREE, random: Math.random, clockDriftMax }), (e: unknown) => ConfigError.is(e) && e.field === "clockDriftMax");
+    }
+    assert.throws(
+      () => new RaftNode({ id: "n1", voters: THREE, random: Math.random, readOnly: "lease", electionTicks: 2, heartbeatTicks: 1 }),
+      (e: unknown) => ConfigError.is(e) && e.field === "readOnly",
+    );
   });
 
   it("need check-quorum, whose lease they rely on", () => {
