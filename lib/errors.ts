@@ -14,7 +14,8 @@ export type OrreryErrorCode =
   | "ORRERY_CONFIG"
   | "ORRERY_CODEC"
   | "ORRERY_TIMEOUT"
-  | "ORRERY_INVALID_REQUEST";
+  | "ORRERY_INVALID_REQUEST"
+  | "ORRERY_CONF_CHANGE";
 
 function hasCode(error: unknown, code: OrreryErrorCode): boolean {
   return (
@@ -158,5 +159,41 @@ export class InvalidRequestError extends OrreryError {
   /** Guard: `InvalidRequestError.is(e)` narrows `e`. */
   static is(error: unknown): error is InvalidRequestError {
     return hasCode(error, "ORRERY_INVALID_REQUEST");
+  }
+}
+
+/** Why a membership change was refused. */
+export type ConfChangeReason =
+  /** Another change has not been applied yet (or the joint configuration has not been left). */
+  | "pending"
+  /** The change would leave no voter. */
+  | "last-voter"
+  /** A member to remove, or a learner to promote, is not in the configuration. */
+  | "unknown-member"
+  /** A member to add is already there in that role. */
+  | "already-member"
+  /** The change lists no operation, or names one member twice. */
+  | "malformed"
+  /** The change would create more voters than `VOTERS_MAX`. */
+  | "too-many-voters";
+
+/**
+ * A membership change that was refused, never silently dropped: a second change while one is
+ * pending, removing the last voter, removing a member that is not there. `reason` says which.
+ */
+export class ConfChangeError extends OrreryError {
+  readonly code = "ORRERY_CONF_CHANGE" as const;
+
+  constructor(
+    readonly reason: ConfChangeReason,
+    detail: string,
+  ) {
+    super(`membership change refused (${reason}): ${detail}`);
+    this.name = "ConfChangeError";
+  }
+
+  /** Guard: `ConfChangeError.is(e)` narrows `e`. */
+  static is(error: unknown): error is ConfChangeError {
+    return hasCode(error, "ORRERY_CONF_CHANGE");
   }
 }

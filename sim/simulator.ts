@@ -636,6 +636,10 @@ function describe(message: Message): string {
       return message.round > 0 ? `round=${message.round}` : "";
     case "timeoutNow":
       return "";
+    case "snapshot":
+      return `snapshot ${message.index}/${message.snapshotTerm} offset=${message.offset} n=${message.data.byteLength}${message.done ? " done" : ""}`;
+    case "snapshotResponse":
+      return `snapshot ${message.index} offset=${message.offset}${message.reject ? " reject" : ""}`;
   }
 }
 

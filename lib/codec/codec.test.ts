@@ -6,12 +6,16 @@ import fc from "fast-check";
 import { Packr, Unpackr } from "msgpackr";
 import { AssertionFailure } from "../assert.ts";
 import { CodecError } from "../errors.ts";
+import { encodeConfState, isValidConf } from "../raft/conf.ts";
 import {
   MESSAGE_TYPES,
+  type ConfState,
   type Entry,
+  type EntryType,
   type HardState,
   type Message,
   type MessageType,
+  type Snapshot,
 } from "../raft/messages.ts";
 import {
   CODEC_VERSION,
@@ -21,10 +25,12 @@ import {
   decodeEntry,
   decodeHardState,
   decodeMessage,
+  decodeSnapshot,
   encodeEntries,
   encodeEntry,
   encodeHardState,
   encodeMessage,
+  encodeSnapshot,
 } from "./index.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -50,6 +56,38 @@ const naturalArb = fc.oneof(
 
 const dataArb = fc.uint8Array({ maxLength: 32 });
 
+const entryTypeArb: fc.Arbitrary<EntryType> = fc.constantFrom("normal", "confChange");
+
+/** The most voters a configuration has in either half (`VOTERS_MAX`). */
+const VOTERS_MAX = 9;
+
+/**
+ * Valid configurations: each id is given a role, and the lists are sorted. Voters beyond the
+ * limit are dropped; with none left the first id votes.
+ */
+const confArb: fc.Arbitrary<ConfState> = fc
+  .uniqueArray(fc.tuple(nodeIdArb, fc.constantFrom("voter", "outgoing", "both", "learner")), {
+    selector: ([id]) => id,
+    minLength: 1,
+    maxLength: 14,
+  })
+  .map((roles) => {
+    const having = (...wanted: string[]) =>
+      roles.filter(([, role]) => wanted.includes(role)).map(([id]) => id);
+    const voters = having("voter", "both").slice(0, VOTERS_MAX);
+    const outgoing = having("outgoing", "both").slice(0, VOTERS_MAX);
+    const learners = having("learner");
+    if (voters.length === 0) {
+      const [first] = roles[0]!;
+      voters.push(first);
+      if (learners.includes(first)) learners.splice(learners.indexOf(first), 1);
+    }
+    return { voters: voters.sort(), outgoing: outgoing.sort(), learners: learners.sort() };
+  });
+
+/** Snapshot indexes start at 1. */
+const snapshotIndexArb = fc.oneof(fc.integer({ min: 1, max: 100 }), fc.integer({ min: 1, max: MAX }));
+
 /** A value in [low, high] picked by `raw`. */
 function within(raw: number, low: number, high: number): number {
   return low + (raw % (high - low + 1));
@@ -57,21 +95,21 @@ function within(raw: number, low: number, high: number): number {
 
 /** A run of entries after (prevIndex, prevTerm): consecutive indexes, terms rising to termMax. */
 function runOf(
-  raws: readonly (readonly [number, Uint8Array])[],
+  raws: readonly (readonly [number, Uint8Array, EntryType])[],
   prevIndex: number,
   prevTerm: number,
   termMax: number,
 ): Entry[] {
   const terms = raws.map(([raw]) => within(raw, prevTerm, termMax)).sort((a, b) => a - b);
-  return raws.map(([, data], i) => ({
+  return raws.map(([, data, type], i) => ({
     term: terms[i]!,
     index: prevIndex + 1 + i,
-    type: "normal" as const,
+    type,
     data,
   }));
 }
 
-const entryRawsArb = fc.array(fc.tuple(fc.maxSafeNat(), dataArb), { maxLength: 6 });
+const entryRawsArb = fc.array(fc.tuple(fc.maxSafeNat(), dataArb, entryTypeArb), { maxLength: 6 });
 const prevIndexArb = fc.oneof(fc.nat(100), fc.integer({ min: 0, max: MAX - 6 }));
 
 const headerArb = fc.record({ from: nodeIdArb, to: nodeIdArb, term: naturalArb });
@@ -141,6 +179,31 @@ const MESSAGE_ARBS: { readonly [T in MessageType]: fc.Arbitrary<Message> } = {
   readIndexResponse: fc
     .record({ header: headerArb, requestId: requestIdArb, index: naturalArb })
     .map(({ header, requestId, index }) => ({ type: "readIndexResponse", ...header, requestId, index })),
+  snapshot: fc
+    .record({
+      header: headerArb,
+      index: snapshotIndexArb,
+      snapshotTermRaw: fc.maxSafeNat(),
+      origin: nodeIdArb,
+      config: confArb,
+      offset: naturalArb,
+      data: dataArb,
+      done: fc.boolean(),
+    })
+    .map(({ header, index, snapshotTermRaw, origin, config, offset, data, done }) => ({
+      type: "snapshot",
+      ...header,
+      index,
+      snapshotTerm: within(snapshotTermRaw, 0, header.term),
+      origin,
+      config,
+      offset: Math.min(offset, MAX - data.byteLength),
+      data,
+      done,
+    })),
+  snapshotResponse: fc
+    .record({ header: headerArb, index: snapshotIndexArb, offset: naturalArb, reject: fc.boolean() })
+    .map(({ header, ...body }) => ({ type: "snapshotResponse", ...header, ...body })),
 };
 
 const messageArb: fc.Arbitrary<Message> = fc.oneof(...Object.values(MESSAGE_ARBS));
@@ -149,8 +212,24 @@ const entryArb: fc.Arbitrary<Entry> = fc.record(
   {
     term: naturalArb,
     index: fc.oneof(fc.integer({ min: 1, max: 100 }), fc.integer({ min: 1, max: MAX })),
-    type: fc.constant("normal" as const),
+    type: entryTypeArb,
     data: fc.oneof(dataArb, fc.uint8Array({ minLength: 256, maxLength: 70_000 })),
+  },
+  { noNullPrototype: true },
+);
+
+/** A `confChange` entry as the core writes it: its data is an encoded configuration. */
+const confChangeEntryArb: fc.Arbitrary<Entry> = fc
+  .record({ term: naturalArb, index: fc.integer({ min: 1, max: MAX }), config: confArb })
+  .map(({ term, index, config }) => ({ term, index, type: "confChange", data: encodeConfState(config) }));
+
+const snapshotArb: fc.Arbitrary<Snapshot> = fc.record(
+  {
+    index: snapshotIndexArb,
+    term: naturalArb,
+    config: confArb,
+    origin: nodeIdArb,
+    data: fc.oneof(dataArb, dataArb, fc.uint8Array({ minLength: 256, maxLength: 70_000 })),
   },
   { noNullPrototype: true },
 );
@@ -166,7 +245,7 @@ const hardStateArb: fc.Arbitrary<HardState> = fc
 // ---------------------------------------------------------------------------------------------
 // Helpers.
 
-/** The four codecs, so that every garbage property runs against each decoder. */
+/** The five codecs, so that every garbage property runs against each decoder. */
 interface AnyCodec {
   readonly name: string;
   readonly arb: fc.Arbitrary<unknown>;
@@ -193,6 +272,12 @@ const CODECS: readonly AnyCodec[] = [
     arb: hardStateArb,
     encode: (v) => encodeHardState(v as HardState),
     decode: decodeHardState,
+  },
+  {
+    name: "snapshot",
+    arb: snapshotArb,
+    encode: (v) => encodeSnapshot(v as Snapshot),
+    decode: decodeSnapshot,
   },
 ];
 
@@ -250,6 +335,21 @@ function entryTuple(term: number, index: number, data = new Uint8Array([1])): un
   return [term, index, 0, data];
 }
 
+/** A configuration as on the wire: `[voters, outgoing, learners]`. */
+function wireConf(conf: ConfState): unknown[] {
+  return [conf.voters, conf.outgoing, conf.learners];
+}
+
+/** A snapshot chunk as on the wire, with `config` in place; the rest is valid. */
+function wireSnapshotMessage(config: unknown): unknown[] {
+  return wireMessage("snapshot", 5, 10, 4, "n1", config, 0, new Uint8Array([1]), true);
+}
+
+/** A stored snapshot as on the wire, with `config` in place; the rest is valid. */
+function wireSnapshot(config: unknown): unknown[] {
+  return [CODEC_VERSION, 10, 4, "n1", config, new Uint8Array([1])];
+}
+
 /** Values of many msgpack shapes, for building near-miss inputs. */
 const fieldishArb: fc.Arbitrary<unknown> = fc.oneof(
   nodeIdArb,
@@ -262,6 +362,8 @@ const fieldishArb: fc.Arbitrary<unknown> = fc.oneof(
   dataArb,
   fc.array(fc.tuple(naturalArb, naturalArb, fc.nat(2), dataArb), { maxLength: 3 }),
   fc.array(fc.nat(3), { maxLength: 5 }),
+  confArb.map(wireConf),
+  fc.array(fc.array(fc.constantFrom("n1", "n2", "n3", ""), { maxLength: 3 }), { maxLength: 4 }),
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -289,10 +391,22 @@ describe("codec round trips", () => {
     }
   });
 
-  test("entries, runs of entries and hard states decode to themselves", () => {
+  test("entries, runs of entries, hard states and snapshots decode to themselves", () => {
     fc.assert(
       fc.property(entryArb, (entry) => {
         assert.deepStrictEqual(decodeEntry(encodeEntry(entry)), entry);
+      }),
+      { numRuns: 100 },
+    );
+    fc.assert(
+      fc.property(confChangeEntryArb, (entry) => {
+        assert.deepStrictEqual(decodeEntry(encodeEntry(entry)), entry);
+      }),
+      { numRuns: 100 },
+    );
+    fc.assert(
+      fc.property(snapshotArb, (snapshot) => {
+        assert.deepStrictEqual(decodeSnapshot(encodeSnapshot(snapshot)), snapshot);
       }),
       { numRuns: 100 },
     );
@@ -329,6 +443,41 @@ describe("codec round trips", () => {
     assert.equal(hex(encodeHardState({ term: 4, vote: "n3", commit: 9 })), "9401" + "04a26e3309");
   });
 
+  test("the wire format is pinned: a confChange entry, snapshot messages and a snapshot", () => {
+    const confEntry: Entry = { term: 2, index: 5, type: "confChange", data: new Uint8Array([0xab]) };
+    assert.equal(hex(encodeEntry(confEntry)), "95" + "01" + "02" + "05" + "01" + "c401ab");
+    const config: ConfState = { voters: ["n1"], outgoing: [], learners: ["n2"] };
+    const conf = "93" + "91a26e31" + "90" + "91a26e32";
+    const chunk: Message = {
+      type: "snapshot",
+      from: "n1",
+      to: "n2",
+      term: 3,
+      index: 7,
+      snapshotTerm: 2,
+      origin: "n1",
+      config,
+      offset: 0,
+      data: new Uint8Array([0xab]),
+      done: true,
+    };
+    const chunkHex = "9c01" + "0b" + "a26e31" + "a26e32" + "03" + "07" + "02" + "a26e31" + conf;
+    assert.equal(hex(encodeMessage(chunk)), chunkHex + "00" + "c401ab" + "c3");
+    const response: Message = {
+      type: "snapshotResponse",
+      from: "n2",
+      to: "n1",
+      term: 3,
+      index: 7,
+      offset: 1,
+      reject: false,
+    };
+    const responseHex = "9801" + "0c" + "a26e32" + "a26e31" + "03" + "07" + "01" + "c2";
+    assert.equal(hex(encodeMessage(response)), responseHex);
+    const snapshot: Snapshot = { index: 7, term: 2, origin: "n1", config, data: new Uint8Array([0xab]) };
+    assert.equal(hex(encodeSnapshot(snapshot)), "9601" + "07" + "02" + "a26e31" + conf + "c401ab");
+  });
+
   test("type codes follow the order of MESSAGE_TYPES", () => {
     MESSAGE_TYPES.forEach((type, code) => {
       const message = fc.sample(MESSAGE_ARBS[type], { numRuns: 1, seed: 1 })[0]!;
@@ -355,6 +504,29 @@ describe("codec round trips", () => {
     assert.deepEqual(Object.keys(decodedEntry).sort(), ["data", "index", "term", "type"]);
     assert.equal(Object.getPrototypeOf(decodedEntry.data), Uint8Array.prototype);
     assert.equal(Object.getPrototypeOf(decodeEntry(encodeEntry(entry)).data), Uint8Array.prototype);
+  });
+
+  test("decoded snapshots and configurations have exactly the fields of their type", () => {
+    class Bytes extends Uint8Array {}
+    const snapshot: Snapshot = {
+      index: 3,
+      term: 1,
+      config: { voters: ["n1", "n2"], outgoing: ["n1"], learners: [] },
+      origin: "n2",
+      data: new Bytes([1, 2]),
+    };
+    const decoded = decodeSnapshot(encodeSnapshot(snapshot));
+    assert.deepEqual(Object.keys(decoded).sort(), ["config", "data", "index", "origin", "term"]);
+    assert.deepEqual(Object.keys(decoded.config).sort(), ["learners", "outgoing", "voters"]);
+    assert.equal(Object.getPrototypeOf(decoded.data), Uint8Array.prototype);
+    assert.deepStrictEqual(decoded.data, new Uint8Array([1, 2]));
+    const chunk = decodeMessage(encodeMessage(fc.sample(MESSAGE_ARBS.snapshot, { numRuns: 1, seed: 2 })[0]!));
+    assert.equal(chunk.type, "snapshot");
+    assert.deepEqual(Object.keys(chunk.type === "snapshot" ? chunk.config : {}).sort(), [
+      "learners",
+      "outgoing",
+      "voters",
+    ]);
   });
 
   test("decoded data owns its memory and the input is left untouched", () => {
@@ -401,7 +573,7 @@ describe("codec garbage input", () => {
             codecError(() => codec.decode(bytes.subarray(0, length)));
           }
         }),
-        { numRuns: codec.name === "entry" ? 10 : 60 },
+        { numRuns: codec.name === "entry" || codec.name === "snapshot" ? 10 : 60 },
       );
     });
 
@@ -490,11 +662,15 @@ describe("codec garbage input", () => {
         fc.constantFrom("replace", "remove", "insert"),
         (message, at, entryAt, value, how) => {
           const tuple = unpackRaw(encodeMessage(message));
-          // Half the time, when there are entries, edit inside one entry instead.
-          const inner =
-            message.type === "append" && message.entries.length > 0 && entryAt % 2 === 0
-              ? (tuple[7] as unknown[][])[entryAt % message.entries.length]!
-              : tuple;
+          // Half the time, when there are entries or a configuration, edit inside one instead.
+          let inner = tuple;
+          if (message.type === "append" && message.entries.length > 0 && entryAt % 2 === 0) {
+            inner = (tuple[7] as unknown[][])[entryAt % message.entries.length]!;
+          }
+          if (message.type === "snapshot" && entryAt % 2 === 0) {
+            const conf = tuple[8] as unknown[][];
+            inner = entryAt % 8 === 0 ? conf : conf[(entryAt >> 1) % conf.length]!;
+          }
           const i = at % (inner.length + 1);
           if (how === "replace") inner[i] = value;
           else if (how === "remove") inner.splice(i, 1);
@@ -620,8 +796,15 @@ describe("codec refuses", () => {
   test("an unknown entry type or data that is not bytes", () => {
     const refused = (type: unknown, data: unknown) =>
       codecError(() => decodeEntry(packRaw([CODEC_VERSION, 1, 1, type, data]))).path;
-    assert.equal(refused(1, new Uint8Array()), "entry.type");
+    assert.equal(decodeEntry(packRaw([CODEC_VERSION, 1, 1, 1, new Uint8Array()])).type, "confChange");
+    assert.equal(refused(2, new Uint8Array()), "entry.type");
+    assert.equal(refused(-1, new Uint8Array()), "entry.type");
+    assert.equal(refused(0.5, new Uint8Array()), "entry.type");
+    assert.equal(refused(null, new Uint8Array()), "entry.type");
     assert.equal(refused("normal", new Uint8Array()), "entry.type");
+    assert.equal(refused("confChange", new Uint8Array()), "entry.type");
+    const append = packRaw(wireMessage("append", 5, 0, 0, [[1, 1, 2, new Uint8Array()]], 0));
+    assertRefused(append, "message.entries[0].type", /entry type code/);
     assert.equal(refused(0, "bytes"), "entry.data");
     assert.equal(refused(0, [1, 2]), "entry.data");
     assert.equal(refused(0, null), "entry.data");
@@ -676,6 +859,129 @@ describe("codec refuses", () => {
     assertRefused(packRaw(wireMessage("requestVote", 1, 0, 0, 1)), "message.transfer");
   });
 
+  test("configurations that are unsorted, repeat an id, have no voter or a learner who votes", () => {
+    const valid = [["n1", "n2", "n3"], ["n1", "n2"], ["n4", "n5"]];
+    const decoded = decodeMessage(packRaw(wireSnapshotMessage(valid)));
+    assert.deepStrictEqual(decoded.type === "snapshot" && decoded.config, {
+      voters: ["n1", "n2", "n3"],
+      outgoing: ["n1", "n2"],
+      learners: ["n4", "n5"],
+    });
+    const cases: [unknown, string, RegExp][] = [
+      [[["n2", "n1"], [], []], "config.voters[1]", /sorted/],
+      [[["n1", "n1"], [], []], "config.voters[1]", /without duplicates/],
+      [[["n1"], ["n3", "n2"], []], "config.outgoing[1]", /sorted/],
+      [[["n1"], ["n2", "n2"], []], "config.outgoing[1]", /duplicates/],
+      [[["n1"], [], ["n5", "n4"]], "config.learners[1]", /sorted/],
+      [[["n1"], [], ["n4", "n4"]], "config.learners[1]", /duplicates/],
+      [[["n1", "n2"], [], ["n2"]], "config.learners[0]", /also a voter/],
+      [[["n1"], ["n2"], ["n0", "n2"]], "config.learners[1]", /also a voter/],
+      [[[], [], []], "config.voters", /at least one voter/],
+      [[[], ["n1"], ["n2"]], "config.voters", /at least one voter/],
+      [[ids(10), [], []], "config.voters", /at most 9/],
+      [[["n1"], ids(10), []], "config.outgoing", /at most 9/],
+    ];
+    for (const [config, path, why] of cases) {
+      assertRefused(packRaw(wireSnapshotMessage(config)), `message.${path}`, why);
+      const error = codecError(() => decodeSnapshot(packRaw(wireSnapshot(config))));
+      assert.equal(error.path, `snapshot.${path}`, error.message);
+      assert.match(error.message, why);
+    }
+    // Many learners are fine: they are bounded by bytesMax alone.
+    assert.equal(decodeSnapshot(packRaw(wireSnapshot([["n1"], [], ids(100)]))).config.learners.length, 100);
+  });
+
+  test("configurations of the wrong shape", () => {
+    const cases: [unknown, string][] = [
+      [null, "config"],
+      ["n1", "config"],
+      [{ voters: ["n1"], outgoing: [], learners: [] }, "config"],
+      [[["n1"], []], "config"],
+      [[["n1"], [], [], []], "config"],
+      [["n1", [], []], "config.voters"],
+      [[["n1"], null, []], "config.outgoing"],
+      [[["n1"], [], { 0: "n2" }], "config.learners"],
+      [[["n1", 2], [], []], "config.voters[1]"],
+      [[[""], [], []], "config.voters[0]"],
+      [[["x".repeat(257)], [], []], "config.voters[0]"],
+      [[["n1"], [new Uint8Array([0x6e])], []], "config.outgoing[0]"],
+      [[["n1"], [], [null]], "config.learners[0]"],
+    ];
+    for (const [config, path] of cases) {
+      assertRefused(packRaw(wireSnapshotMessage(config)), `message.${path}`);
+      assert.equal(codecError(() => decodeSnapshot(packRaw(wireSnapshot(config)))).path, `snapshot.${path}`);
+    }
+  });
+
+  test("exactly the configurations isValidConf accepts", () => {
+    const idsArb = fc.array(fc.constantFrom("", "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k"), {
+      maxLength: 11,
+    });
+    // Mostly sorted unique lists and empty ones, so that about one case in ten is valid.
+    const listArb = fc.oneof(
+      { arbitrary: idsArb, weight: 1 },
+      { arbitrary: idsArb.map((list) => [...new Set(list)].sort()), weight: 3 },
+      { arbitrary: fc.constant([]), weight: 1 },
+    );
+    const confLikeArb = fc.record({ voters: listArb, outgoing: listArb, learners: listArb });
+    fc.assert(
+      fc.property(confLikeArb, (conf) => {
+        let accepted = true;
+        try {
+          decodeSnapshot(packRaw(wireSnapshot(wireConf(conf))));
+        } catch (error) {
+          if (!CodecError.is(error)) throw error;
+          accepted = false;
+        }
+        assert.equal(accepted, isValidConf(conf), JSON.stringify(conf));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  test("snapshot messages with fields of the wrong type or out of range", () => {
+    const conf = [["n1"], [], []];
+    const chunk = (...body: unknown[]) => packRaw(wireMessage("snapshot", 5, ...body));
+    const data = new Uint8Array([1]);
+    assert.equal(decodeMessage(chunk(10, 4, "n1", conf, 0, data, true)).type, "snapshot");
+    assertRefused(chunk("10", 4, "n1", conf, 0, data, true), "message.index");
+    assertRefused(chunk(0, 0, "n1", conf, 0, data, true), "message.index", /at least index 1/);
+    assertRefused(chunk(10, -1, "n1", conf, 0, data, true), "message.snapshotTerm");
+    assertRefused(chunk(10, 6, "n1", conf, 0, data, true), "message.snapshotTerm", /above the message term/);
+    assertRefused(chunk(10, 4, "", conf, 0, data, true), "message.origin");
+    assertRefused(chunk(10, 4, 1, conf, 0, data, true), "message.origin");
+    assertRefused(chunk(10, 4, "n1", conf, 0.5, data, true), "message.offset");
+    assertRefused(chunk(10, 4, "n1", conf, MAX, data, true), "message.offset", /2\^53/);
+    assert.equal(decodeMessage(chunk(10, 4, "n1", conf, MAX - 1, data, true)).type, "snapshot");
+    assertRefused(chunk(10, 4, "n1", conf, 0, "data", true), "message.data", /bytes/);
+    assertRefused(chunk(10, 4, "n1", conf, 0, [1], true), "message.data");
+    assertRefused(chunk(10, 4, "n1", conf, 0, data, 1), "message.done", /boolean/);
+    assertRefused(chunk(10, 4, "n1", conf, 0, data), "message", /array of 12 for a snapshot message/);
+    const response = (...body: unknown[]) => packRaw(wireMessage("snapshotResponse", 5, ...body));
+    assert.equal(decodeMessage(response(10, 0, true)).type, "snapshotResponse");
+    assertRefused(response(0, 0, false), "message.index");
+    assertRefused(response(10, -1, false), "message.offset");
+    assertRefused(response(10, "0", false), "message.offset");
+    assertRefused(response(10, 0, 0), "message.reject", /boolean/);
+    assertRefused(response(10, 0), "message", /array of 8 for a snapshotResponse message/);
+  });
+
+  test("stored snapshots with fields of the wrong type or out of range", () => {
+    const conf = [["n1"], [], []];
+    const refused = (...tuple: unknown[]) => codecError(() => decodeSnapshot(packRaw(tuple))).path;
+    const data = new Uint8Array([1]);
+    assert.equal(decodeSnapshot(packRaw([CODEC_VERSION, 10, 4, "n1", conf, data])).index, 10);
+    assert.equal(refused(CODEC_VERSION + 1, 10, 4, "n1", conf, data), "snapshot.version");
+    assert.equal(refused(CODEC_VERSION, 0, 0, "n1", conf, data), "snapshot.index");
+    assert.equal(refused(CODEC_VERSION, 1.5, 0, "n1", conf, data), "snapshot.index");
+    assert.equal(refused(CODEC_VERSION, 10, -4, "n1", conf, data), "snapshot.term");
+    assert.equal(refused(CODEC_VERSION, 10, 4, null, conf, data), "snapshot.origin");
+    assert.equal(refused(CODEC_VERSION, 10, 4, "n1", conf, "data"), "snapshot.data");
+    assert.equal(refused(CODEC_VERSION, 10, 4, "n1", conf), "snapshot");
+    assert.equal(refused(CODEC_VERSION, 10, 4, "n1", conf, data, 0), "snapshot");
+    assert.equal(codecError(() => decodeSnapshot(packRaw({ index: 10 }))).path, "snapshot");
+  });
+
   test("a vote in term 0", () => {
     const error = codecError(() => decodeHardState(packRaw([CODEC_VERSION, 0, "n1", 0])));
     assert.equal(error.path, "hardState.vote");
@@ -723,6 +1029,26 @@ describe("codec encoders", () => {
       { type: "nope", ...base } as unknown as Message,
       { type: "voteResponse", ...base, reject: 1 } as unknown as Message,
       { type: "append", ...base, prevIndex: 0, prevTerm: 0, entries: [null], commit: 0 } as never,
+      { type: "snapshotResponse", ...base, index: 0, offset: 0, reject: false },
+      ...[
+        { voters: ["n2", "n1"], outgoing: [], learners: [] },
+        { voters: ["n1"], outgoing: [], learners: ["n1"] },
+        { voters: [], outgoing: [], learners: [] },
+        { voters: ["n1"], outgoing: [] } as unknown as ConfState,
+        null as unknown as ConfState,
+      ].map(
+        (config): Message => ({
+          type: "snapshot",
+          ...base,
+          index: 1,
+          snapshotTerm: 1,
+          origin: "n1",
+          config,
+          offset: 0,
+          data: new Uint8Array(),
+          done: true,
+        }),
+      ),
     ];
     for (const message of bad) {
       assert.throws(() => encodeMessage(message), AssertionFailure, JSON.stringify(message));
@@ -735,6 +1061,24 @@ describe("codec encoders", () => {
     ];
     assert.throws(() => encodeEntries(gap), AssertionFailure);
     assert.throws(() => encodeHardState({ term: 0, vote: "n1", commit: 0 }), AssertionFailure);
+    const snapshot: Snapshot = {
+      index: 1,
+      term: 1,
+      config: { voters: ["n1"], outgoing: [], learners: [] },
+      origin: "n1",
+      data: new Uint8Array(),
+    };
+    assert.deepStrictEqual(decodeSnapshot(encodeSnapshot(snapshot)), snapshot);
+    const badSnapshots: Snapshot[] = [
+      { ...snapshot, index: 0 },
+      { ...snapshot, origin: "" },
+      { ...snapshot, config: { voters: ["n1", "n1"], outgoing: [], learners: [] } },
+      { ...snapshot, config: { voters: ["n1"], outgoing: ["n2"], learners: ["n2"] } },
+      { ...snapshot, data: [1] as unknown as Uint8Array },
+    ];
+    for (const bad of badSnapshots) {
+      assert.throws(() => encodeSnapshot(bad), AssertionFailure, JSON.stringify(bad));
+    }
   });
 
   test("encode only the fields of the type, dropping extras", () => {
@@ -764,6 +1108,11 @@ describe("codec purity", () => {
     }
   });
 });
+
+/** `count` distinct node ids, sorted. */
+function ids(count: number): string[] {
+  return Array.from({ length: count }, (_, i) => `n${String(i).padStart(3, "0")}`);
+}
 
 function ones(count: number): number[] {
   return new Array<number>(count).fill(0xff);

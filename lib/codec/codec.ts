@@ -10,12 +10,18 @@
  * entry       [version, term, index, entryTypeCode, data]
  * entries     [version, [[term, index, entryTypeCode, data], ...]]
  * hard state  [version, term, vote | nil, commit]
+ * snapshot    [version, index, term, origin, config, data]
+ * config      [[voter, ...], [outgoing voter, ...], [learner, ...]]
  * ```
  *
  * A message's `typeCode` is its type's position in `MESSAGE_TYPES`, and its body is the fields of
  * its type in the order `MESSAGE_BODIES` lists them (an entry inside an `append` is the
  * 4-tuple without a version). Arrays rather than maps keep the encoding small and leave no room for
  * missing or extra keys.
+ *
+ * A configuration (`ConfState`, inside a snapshot and a `snapshot` message) must be valid by
+ * `isValidConf`: sorted lists without duplicates, at least one voter, no learner that votes. The
+ * data of a `confChange` entry is opaque here, like any entry's.
  *
  * Decoding is total: any input that is not a valid encoding raises a {@link CodecError} naming
  * where the problem is, and nothing half-decoded is ever returned. Decoded values carry exactly the
@@ -26,10 +32,13 @@
 import { Packr, Unpackr } from "msgpackr";
 import { AssertionFailure, assert } from "../assert.ts";
 import { CodecError } from "../errors.ts";
+import { isValidConf, isVoter } from "../raft/conf.ts";
+import { VOTERS_MAX } from "../raft/config.ts";
 import {
   MESSAGE_TYPES,
   REQUEST_ID_LENGTH_MAX,
   type AppendMessage,
+  type ConfState,
   type Entry,
   type EntryType,
   type HardState,
@@ -37,6 +46,8 @@ import {
   type MessageType,
   type NodeId,
   type RequestVoteMessage,
+  type Snapshot,
+  type SnapshotMessage,
 } from "../raft/messages.ts";
 
 /**
@@ -109,6 +120,16 @@ const natural: Field<number> = {
 const term = natural;
 const index = natural;
 
+/** A snapshot's last index: from 1, since a snapshot that covers no entry is no snapshot. */
+const snapshotIndex: Field<number> = {
+  toWire: (value) => value,
+  fromWire(wire, path) {
+    const value = index.fromWire(wire, path);
+    if (value < 1) throw new CodecError(path, "is 0; a snapshot covers at least index 1");
+    return value;
+  },
+};
+
 const boolean: Field<boolean> = {
   toWire: (value) => value,
   fromWire(wire, path) {
@@ -177,7 +198,7 @@ const bytes: Field<Uint8Array> = {
  * The code of each entry type on the wire. Codes are dense from 0, and the mapped type makes the
  * compiler ask for a code whenever `EntryType` grows.
  */
-const ENTRY_TYPE_CODES: { readonly [T in EntryType]: number } = { normal: 0 };
+const ENTRY_TYPE_CODES: { readonly [T in EntryType]: number } = { normal: 0, confChange: 1 };
 
 const ENTRY_TYPES_BY_CODE: readonly EntryType[] = invertCodes(ENTRY_TYPE_CODES);
 
@@ -277,6 +298,70 @@ function checkTermAtMost(value: number, termMax: number, path: string): void {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Configurations.
+
+const CONF_TUPLE_LENGTH = 3;
+
+/**
+ * A membership configuration as `[voters, outgoing, learners]`. The rules of `isValidConf` are
+ * checked one by one so that an error names the offending id; `isValidConf` itself runs last, so
+ * that the codec never accepts a configuration the core would refuse, even when its rules grow.
+ */
+const config: Field<ConfState> = {
+  // A non-object is left as it is for the check after it to reject.
+  toWire: (value) =>
+    typeof value === "object" && value !== null
+      ? [value.voters, value.outgoing, value.learners]
+      : value,
+  fromWire(wire, path) {
+    const tuple = tupleFromWire(wire, path, CONF_TUPLE_LENGTH);
+    const conf: ConfState = {
+      voters: idListFromWire(tuple[0], `${path}.voters`, VOTERS_MAX),
+      outgoing: idListFromWire(tuple[1], `${path}.outgoing`, VOTERS_MAX),
+      // Learners have no limit of their own: they are bounded by the input's bytesMax.
+      learners: idListFromWire(tuple[2], `${path}.learners`, Number.MAX_SAFE_INTEGER),
+    };
+    if (conf.voters.length === 0) {
+      throw new CodecError(`${path}.voters`, "is empty; a configuration has at least one voter");
+    }
+    for (let i = 0; i < conf.learners.length; i++) {
+      const learner = conf.learners[i]!;
+      if (isVoter(conf, learner)) {
+        const why = `is ${describe(learner)}, who is also a voter`;
+        throw new CodecError(`${path}.learners[${i}]`, why);
+      }
+    }
+    if (!isValidConf(conf)) {
+      throw new CodecError(path, "is not a valid configuration (isValidConf)");
+    }
+    return conf;
+  },
+};
+
+/** A list of at most `lengthMax` node ids, sorted with `<` and without duplicates. */
+function idListFromWire(wire: unknown, path: string, lengthMax: number): NodeId[] {
+  if (!Array.isArray(wire)) {
+    throw new CodecError(path, `is ${describe(wire)}; expected an array of node ids`);
+  }
+  if (wire.length > lengthMax) {
+    throw new CodecError(path, `lists ${wire.length} ids; at most ${lengthMax}`);
+  }
+  const ids: NodeId[] = [];
+  for (let i = 0; i < wire.length; i++) {
+    const id = nodeId.fromWire(wire[i], `${path}[${i}]`);
+    const before = ids[i - 1];
+    if (before !== undefined && !(before < id)) {
+      throw new CodecError(
+        `${path}[${i}]`,
+        `is ${describe(id)}, not after ${describe(before)}; ids are sorted without duplicates`,
+      );
+    }
+    ids.push(id);
+  }
+  return ids;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Messages.
 
 /** The message variant whose `type` may be `T`. */
@@ -312,6 +397,16 @@ function checkVoteRequest(message: RequestVoteMessage, path: string): void {
   checkLogPosition(message.lastIndex, message.lastTerm, `${path}.lastTerm`);
 }
 
+function checkSnapshotChunk(message: SnapshotMessage, path: string): void {
+  // The snapshot ends at an entry of the sender's log, so its term is at most the sender's.
+  checkTermAtMost(message.snapshotTerm, message.term, `${path}.snapshotTerm`);
+  // Offsets stay exact: the chunk must end at a position a number can hold.
+  if (message.offset > Number.MAX_SAFE_INTEGER - message.data.byteLength) {
+    const why = `is ${message.offset}, and its ${message.data.byteLength} bytes end past 2^53 - 1`;
+    throw new CodecError(`${path}.offset`, why);
+  }
+}
+
 /**
  * Every message type's layout. Adding a message type means adding its entry here (the compiler
  * insists) and its name to `MESSAGE_TYPES`; the type code is its position there.
@@ -339,6 +434,19 @@ const MESSAGE_BODIES: { readonly [T in MessageType]: MessageSpec<T> } = {
   timeoutNow: { body: {} },
   readIndex: { body: { requestId } },
   readIndexResponse: { body: { requestId, index } },
+  snapshot: {
+    body: {
+      index: snapshotIndex,
+      snapshotTerm: term,
+      origin: nodeId,
+      config,
+      offset: natural,
+      data: bytes,
+      done: boolean,
+    },
+    check: checkSnapshotChunk,
+  },
+  snapshotResponse: { body: { index: snapshotIndex, offset: natural, reject: boolean } },
 };
 
 /** One message type's layout, flattened for the encoder and decoder. */
@@ -439,6 +547,19 @@ function hardStateFromWire(wire: unknown, path: string): HardState {
   return hardState;
 }
 
+const SNAPSHOT_TUPLE_LENGTH = 6; // version, index, term, origin, config, data
+
+function snapshotFromWire(wire: unknown, path: string): Snapshot {
+  const tuple = tupleFromWire(versionedFromWire(wire, path, 1), path, SNAPSHOT_TUPLE_LENGTH);
+  return {
+    index: snapshotIndex.fromWire(tuple[1], `${path}.index`),
+    term: term.fromWire(tuple[2], `${path}.term`),
+    origin: nodeId.fromWire(tuple[3], `${path}.origin`),
+    config: config.fromWire(tuple[4], `${path}.config`),
+    data: bytes.fromWire(tuple[5], `${path}.data`),
+  };
+}
+
 /**
  * Encodes a Raft message as `[version, typeCode, from, to, term, ...body]`.
  * @throws AssertionFailure if `message` is not valid (decoding it would fail): a bug in the caller.
@@ -514,6 +635,39 @@ export function encodeHardState(hardState: HardState): Uint8Array {
  */
 export function decodeHardState(bytes: Uint8Array, options?: DecodeOptions): HardState {
   return hardStateFromWire(unpack(bytes, "hardState", options), "hardState");
+}
+
+/**
+ * Encodes a snapshot, its description and the state machine's bytes, as
+ * `[version, index, term, origin, config, data]`, for storage (the WAL's snapshot file, the
+ * simulator's disk). Transports send snapshots in chunks, as `snapshot` messages, instead.
+ *
+ * The encoding holds a copy of `data` whole in memory. A snapshot over {@link DECODE_BYTES_MAX}
+ * bytes encodes, but reading it back needs a larger `bytesMax`.
+ * @throws AssertionFailure if `snapshot` is not valid: an index below 1, a term or origin that is
+ * not one, or a configuration that `isValidConf` refuses.
+ */
+export function encodeSnapshot(snapshot: Snapshot): Uint8Array {
+  const wire = [
+    CODEC_VERSION,
+    snapshot.index,
+    snapshot.term,
+    snapshot.origin,
+    config.toWire(snapshot.config),
+    snapshot.data,
+  ];
+  checkBeforeEncoding(wire, "snapshot", snapshotFromWire);
+  return pack(wire);
+}
+
+/**
+ * Decodes a snapshot that {@link encodeSnapshot} produced. The decoded `data` is a plain
+ * `Uint8Array` that owns its memory.
+ * @throws CodecError if `bytes` is not exactly one valid snapshot encoding of at most `bytesMax`
+ * bytes.
+ */
+export function decodeSnapshot(bytes: Uint8Array, options?: DecodeOptions): Snapshot {
+  return snapshotFromWire(unpack(bytes, "snapshot", options), "snapshot");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 /**
- * The msgpack codec for Raft messages, log entries and hard state, shared by the WAL and the
- * transports. See `codec.ts` for the wire format.
+ * The msgpack codec for Raft messages, log entries, hard state and snapshots, shared by the WAL
+ * and the transports. See `codec.ts` for the wire format.
  */
 export {
   CODEC_VERSION,
@@ -10,9 +10,11 @@ export {
   decodeEntry,
   decodeHardState,
   decodeMessage,
+  decodeSnapshot,
   encodeEntries,
   encodeEntry,
   encodeHardState,
   encodeMessage,
+  encodeSnapshot,
 } from "./codec.ts";
 export type { DecodeOptions } from "./codec.ts";

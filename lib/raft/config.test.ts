@@ -52,6 +52,9 @@ const NUMERIC_MINIMUMS: ReadonlyArray<[NumericField, number]> = [
   ["uncommittedBytesMax", 1],
   ["applyBytesMax", 1],
   ["outboxMessagesMax", 16],
+  ["snapshotChunkBytes", 1],
+  ["snapshotChunksInflightMax", 1],
+  ["snapshotBytesMax", 1],
 ];
 
 describe("resolveConfig", () => {
@@ -136,7 +139,9 @@ describe("resolveConfig", () => {
           ? { proposalBytesMax: min }
           : field === "inflightBytesMax"
             ? { messageBytesMax: min }
-            : {};
+            : field === "snapshotBytesMax"
+              ? { snapshotChunkBytes: min }
+              : {};
       assert.equal(resolveConfig(validInput({ [field]: min, ...extra }))[field], min, field);
     }
   });
@@ -185,8 +190,18 @@ describe("resolveConfig rejects", () => {
     assertConfigError(() => resolveConfig(validInput({ id: undefined })), "id");
   });
 
-  it("rejects an empty voter list", () => {
-    assertConfigError(() => resolveConfig(validInput({ voters: [] })), "voters", /at least one/);
+  it("accepts an empty voter list: a member joining an existing cluster", () => {
+    assert.deepEqual(resolveConfig(validInput({ voters: [] })).voters, []);
+  });
+
+  it("rejects snapshot limits that cannot work", () => {
+    assertConfigError(() => resolveConfig(validInput({ snapshotChunkBytes: 0 })), "snapshotChunkBytes");
+    assertConfigError(() => resolveConfig(validInput({ snapshotChunksInflightMax: 0 })), "snapshotChunksInflightMax");
+    assertConfigError(
+      () => resolveConfig(validInput({ snapshotChunkBytes: 4096, snapshotBytesMax: 1024 })),
+      "snapshotChunkBytes",
+      /snapshotBytesMax/,
+    );
   });
 
   it("rejects a missing voter list", () => {
@@ -270,7 +285,7 @@ describe("RaftNode construction", () => {
       [{ heartbeatTicks: 10 }, "heartbeatTicks"],
       [{ electionTicks: 1 }, "electionTicks"],
       [{ id: "" }, "id"],
-      [{ voters: [] }, "voters"],
+      [{ voters: "n1" }, "voters"],
       [{ voters: ["n1", "n1"] }, "voters"],
       [{ random: undefined }, "random"],
       [{ preVote: "yes" }, "preVote"],

@@ -10,8 +10,11 @@ export interface RaftConfig {
   /** This member's id. */
   readonly id: NodeId;
   /**
-   * The voting members when the member starts with an empty log. Sorted and de-duplicated by
-   * {@link resolveConfig}.
+   * The voting members when the member starts with an empty log (the cluster's first
+   * configuration). Sorted by {@link resolveConfig}. Empty for a member that joins an existing
+   * cluster: it waits, without campaigning, until a leader sends it the log or a snapshot, and
+   * learns the configuration from there. After a restart the configuration comes from the
+   * restored snapshot and log; this field only seeds a member that has neither.
    */
   readonly voters: readonly NodeId[];
   /**
@@ -105,6 +108,23 @@ export interface RaftConfig {
    * @defaultValue 4096
    */
   readonly outboxMessagesMax: number;
+  /**
+   * Bytes of snapshot data in one `snapshot` message. A follower too far behind for the log
+   * receives the leader's latest snapshot in chunks of this size, acknowledging each.
+   * @defaultValue 1048576 (1 MiB)
+   */
+  readonly snapshotChunkBytes: number;
+  /**
+   * Snapshot chunks sent to one follower and not yet acknowledged before the leader waits.
+   * @defaultValue 4
+   */
+  readonly snapshotChunksInflightMax: number;
+  /**
+   * Bytes of an incoming snapshot a follower accepts; a longer one is refused (and counted in
+   * `counters.invalidMessages`).
+   * @defaultValue 1073741824 (1 GiB)
+   */
+  readonly snapshotBytesMax: number;
 }
 
 /** The input to {@link resolveConfig}: `id`, `voters` and `random` are required, the rest default. */
@@ -127,6 +147,9 @@ export const RAFT_CONFIG_DEFAULTS = {
   clockDriftMax: 0.01,
   readIndexPendingMax: 4096,
   outboxMessagesMax: 4096,
+  snapshotChunkBytes: 1024 * 1024,
+  snapshotChunksInflightMax: 4,
+  snapshotBytesMax: 1024 * 1024 * 1024,
 } as const satisfies Partial<RaftConfig>;
 
 /** Members a configuration may list; Raft clusters beyond this gain nothing and slow every commit. */
@@ -169,8 +192,8 @@ function validateConfig(config: RaftConfig, votersGiven: readonly NodeId[]): voi
   if (typeof config.id !== "string" || config.id.length === 0) {
     throw new ConfigError("id", "must be a non-empty string");
   }
-  if (!Array.isArray(votersGiven) || votersGiven.length === 0) {
-    throw new ConfigError("voters", "must list at least one member");
+  if (!Array.isArray(votersGiven)) {
+    throw new ConfigError("voters", "must be an array of member ids (empty for a joining member)");
   }
   for (const voter of votersGiven) {
     if (typeof voter !== "string" || voter.length === 0) {
@@ -205,6 +228,15 @@ function validateConfig(config: RaftConfig, votersGiven: readonly NodeId[]): voi
   requireInteger(config, "applyBytesMax", 1);
   requireInteger(config, "outboxMessagesMax", 16);
   requireInteger(config, "readIndexPendingMax", 1);
+  requireInteger(config, "snapshotChunkBytes", 1);
+  requireInteger(config, "snapshotChunksInflightMax", 1);
+  requireInteger(config, "snapshotBytesMax", 1);
+  if (config.snapshotChunkBytes > config.snapshotBytesMax) {
+    throw new ConfigError(
+      "snapshotChunkBytes",
+      `(${config.snapshotChunkBytes}) must not exceed snapshotBytesMax (${config.snapshotBytesMax})`,
+    );
+  }
   if (config.readOnly !== "safe" && config.readOnly !== "lease") {
     throw new ConfigError("readOnly", `must be "safe" or "lease", got ${String(config.readOnly)}`);
   }

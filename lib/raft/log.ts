@@ -3,7 +3,7 @@
  * apply positions, and which suffix has not yet been made durable by the host.
  */
 import { assert } from "../assert.ts";
-import { entryBytes, type Entry } from "./messages.ts";
+import { entryBytes, type Entry, type SnapshotMeta } from "./messages.ts";
 
 /** The log of one member. */
 export class RaftLog {
@@ -22,25 +22,57 @@ export class RaftLog {
   /** The first index the host has not yet persisted. */
   private unstableFrom = 1;
 
-  /** Builds a log from entries the host restored from storage; all of them count as durable. */
-  static restore(entries: readonly Entry[], committed: number): RaftLog {
+  /**
+   * Builds a log from what the host restored from storage (all of it counts as durable): an
+   * optional snapshot, then the entries after it (entries at or below the snapshot are skipped,
+   * since storage may compact lazily).
+   */
+  static restore(snapshot: SnapshotMeta | undefined, entries: readonly Entry[], committed: number): RaftLog {
     const log = new RaftLog();
-    if (entries.length > 0) {
-      const first = entries[0] as Entry;
-      log.offsetIndex = first.index - 1;
-      // The term at the offset is unknown without a snapshot; issue #4's snapshots supply it.
-      assert(first.index === 1, "restored entries start at index 1 until snapshots exist");
+    if (snapshot !== undefined) {
+      log.offsetIndex = snapshot.index;
+      log.offsetTerm = snapshot.term;
     }
     for (const entry of entries) {
-      assert(entry.index === log.lastIndex() + 1, "restored entries are consecutive");
-      if (log.entries.length > 0) assert(entry.term >= log.lastTerm(), "restored terms never decrease");
+      if (entry.index <= log.offsetIndex) continue;
+      assert(entry.index === log.lastIndex() + 1, `restored entries are consecutive (at ${entry.index})`);
+      assert(entry.term >= log.lastTerm(), "restored terms never decrease");
       log.entries.push(entry);
     }
     log.unstableFrom = log.lastIndex() + 1;
-    assert(committed <= log.lastIndex(), "restored commit index is within the restored log");
-    log.committed = committed;
-    log.applied = 0;
+    const commit = Math.max(committed, log.offsetIndex);
+    assert(commit <= log.lastIndex(), "restored commit index is within the restored log");
+    log.committed = commit;
+    log.applied = log.offsetIndex;
     return log;
+  }
+
+  /**
+   * Drops entries up to `index` (which must be applied), after the host's state machine produced a
+   * snapshot there. The term at `index` is kept, so that appends following it still match.
+   */
+  compact(index: number): void {
+    assert(index <= this.applied, `compaction at ${index} is within the applied prefix (${this.applied})`);
+    if (index <= this.offsetIndex) return;
+    const term = this.term(index) as number;
+    this.entries.splice(0, index - this.offsetIndex);
+    this.offsetIndex = index;
+    this.offsetTerm = term;
+    this.unstableFrom = Math.max(this.unstableFrom, index + 1);
+  }
+
+  /**
+   * Replaces the whole log with a snapshot received from the leader: nothing is held beyond it,
+   * and everything up to it is committed. The host applies the snapshot (`applied` follows once it
+   * has) and persists it (`stableTo` the snapshot's index follows).
+   */
+  restoreSnapshot(snapshot: SnapshotMeta): void {
+    assert(snapshot.index > this.committed, "an installed snapshot is beyond the commit index");
+    this.entries.length = 0;
+    this.offsetIndex = snapshot.index;
+    this.offsetTerm = snapshot.term;
+    this.committed = snapshot.index;
+    this.unstableFrom = snapshot.index + 1;
   }
 
   /** The index of the first entry held (after the compaction point). */
@@ -196,9 +228,14 @@ export class RaftLog {
     return this.slice(after + 1, this.committed, bytesMax);
   }
 
-  /** Records that the host applied entries up to `index`. */
+  /** Records that the host applied entries up to `index` (or a snapshot ending there). */
   appliedTo(index: number): void {
     assert(index <= this.committed, "applied entries are committed");
     if (index > this.applied) this.applied = index;
+  }
+
+  /** The compaction point: the last index folded into a snapshot (0: none). */
+  snapshotIndex(): number {
+    return this.offsetIndex;
   }
 }

@@ -7,10 +7,16 @@
 /** A member's id, e.g. `"n1"`. Ids are compared as strings and sorted with `<`. */
 export type NodeId = string;
 
-/** The kinds of log entry. */
-export type EntryType = "normal";
+/**
+ * The kinds of log entry: `normal` entries carry the host's commands; `confChange` entries carry a
+ * new membership configuration (see {@link ConfState}), which takes effect when applied.
+ */
+export type EntryType = "normal" | "confChange";
 
-/** One log entry. `data` is opaque to Raft; a new leader appends an entry with empty `data`. */
+/**
+ * One log entry. `data` is opaque to Raft for `normal` entries (a new leader appends one with empty
+ * `data`); for `confChange` entries it is the encoded configuration (`decodeConfState`).
+ */
 export interface Entry {
   /** The term of the leader that created the entry. */
   readonly term: number;
@@ -30,6 +36,42 @@ export interface HardState {
   readonly vote: NodeId | null;
   /** The highest log index known to be committed. */
   readonly commit: number;
+}
+
+/**
+ * A membership configuration. Outside a change it is just `voters` (and `learners`). During a
+ * joint-consensus change (C_old,new) `voters` are the new voters and `outgoing` the old ones:
+ * elections and commits then need a majority of each. All lists are sorted, without duplicates,
+ * and no member is both a voter (of either half) and a learner.
+ */
+export interface ConfState {
+  /** The voters (in a joint configuration: the incoming voters, C_new). */
+  readonly voters: readonly NodeId[];
+  /** In a joint configuration the outgoing voters (C_old); empty otherwise. */
+  readonly outgoing: readonly NodeId[];
+  /** Members that receive the log but do not vote, e.g. new members catching up. */
+  readonly learners: readonly NodeId[];
+}
+
+/** Describes a snapshot: the state machine's state after applying entries up to `index`. */
+export interface SnapshotMeta {
+  /** The last log index the snapshot covers. */
+  readonly index: number;
+  /** The term of the entry at `index`. */
+  readonly term: number;
+  /** The configuration in effect after applying entries up to `index`. */
+  readonly config: ConfState;
+  /**
+   * The member whose state machine produced the bytes. A snapshot is identified by
+   * (`index`, `term`, `origin`), so that a transfer interrupted by a leader change resumes only
+   * when the new leader sends the very same bytes.
+   */
+  readonly origin: NodeId;
+}
+
+/** A snapshot: its description and the state machine's bytes. */
+export interface Snapshot extends SnapshotMeta {
+  readonly data: Uint8Array;
 }
 
 /** Fields every message carries. */
@@ -120,6 +162,42 @@ export interface VoteResponseMessage extends MessageBase {
   readonly reject: boolean;
 }
 
+/**
+ * Leader -> follower: one chunk of a snapshot, for a follower that needs entries the leader has
+ * compacted away. Chunks follow each other by `offset`; the last has `done`. The total size is not
+ * sent: a leader may stream a snapshot it has not finished reading.
+ */
+export interface SnapshotMessage extends MessageBase {
+  readonly type: "snapshot";
+  /** The snapshot's last index. */
+  readonly index: number;
+  /** The term of the entry at `index`. */
+  readonly snapshotTerm: number;
+  /** The member whose state machine produced the bytes (see {@link SnapshotMeta.origin}). */
+  readonly origin: NodeId;
+  /** The configuration after `index`. */
+  readonly config: ConfState;
+  /** Where `data` begins within the snapshot's bytes. */
+  readonly offset: number;
+  readonly data: Uint8Array;
+  /** Whether this chunk ends the snapshot. */
+  readonly done: boolean;
+}
+
+/**
+ * Follower -> leader: how many bytes of snapshot `index` the follower holds (`offset`). It answers
+ * every chunk, so a leader that sees an offset below what it sent resends from there (a chunk was
+ * lost), and a new leader resumes a transfer its predecessor began. Once the follower has installed
+ * the snapshot it answers with an `appendResponse` instead.
+ */
+export interface SnapshotResponseMessage extends MessageBase {
+  readonly type: "snapshotResponse";
+  readonly index: number;
+  readonly offset: number;
+  /** Set when the chunk did not follow on from `offset`: the leader resends from there. */
+  readonly reject: boolean;
+}
+
 /** Leader -> transfer target: "campaign now", the last step of a leadership transfer. */
 export interface TimeoutNowMessage extends MessageBase {
   readonly type: "timeoutNow";
@@ -135,7 +213,9 @@ export type Message =
   | VoteResponseMessage
   | TimeoutNowMessage
   | ReadIndexMessage
-  | ReadIndexResponseMessage;
+  | ReadIndexResponseMessage
+  | SnapshotMessage
+  | SnapshotResponseMessage;
 
 /** The `type` of every message. */
 export type MessageType = Message["type"];
@@ -153,6 +233,8 @@ export const MESSAGE_TYPES: readonly MessageType[] = [
   "timeoutNow",
   "readIndex",
   "readIndexResponse",
+  "snapshot",
+  "snapshotResponse",
 ];
 
 /** The longest read request id, in UTF-16 code units. */

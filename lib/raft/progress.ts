@@ -4,14 +4,35 @@
  * with a bounded window of appends in flight.
  */
 import { assert } from "../assert.ts";
+import type { Snapshot } from "./messages.ts";
 
 /**
  * `probe`: the leader does not know where the follower's log matches; it sends one append at a
  * time and waits for the answer (or a heartbeat response) before sending another.
  * `replicate`: the follower is known to match up to `match`; the leader streams appends
  * optimistically, up to the inflight window.
+ * `snapshot`: the follower needs entries the leader has compacted away; the leader streams its
+ * snapshot in chunks (see {@link SnapshotTransfer}) and resumes appends once it is installed.
  */
-export type ProgressState = "probe" | "replicate";
+export type ProgressState = "probe" | "replicate" | "snapshot";
+
+/**
+ * A snapshot being streamed to one follower. `sent` and `acked` are byte offsets into its data;
+ * the leader keeps at most `snapshotChunksInflightMax` chunks between them.
+ */
+export interface SnapshotTransfer {
+  readonly snapshot: Snapshot;
+  /** Bytes sent so far (the next chunk starts here). */
+  sent: number;
+  /** Bytes the follower confirmed holding. */
+  acked: number;
+  /** Whether the last chunk (`done`) has been sent since the last rewind. */
+  doneSent: boolean;
+  /** The offset of the last rewind asked for by a rejection, so that one gap rewinds once. */
+  rewoundTo: number;
+  /** Heartbeat answers since `acked` last grew; two in a row mean the chunks in flight were lost. */
+  stalls: number;
+}
 
 /** A bounded window of appends sent but not yet acknowledged, by last index and bytes. */
 export class Inflights {
@@ -85,6 +106,8 @@ export class Progress {
   paused = false;
   /** Whether the member was heard from since the last CheckQuorum round. */
   recentActive = false;
+  /** In `snapshot`: the transfer under way. */
+  transfer: SnapshotTransfer | null = null;
   readonly inflights: Inflights;
 
   constructor(next: number, inflightMessagesMax: number, inflightBytesMax: number) {
@@ -93,11 +116,13 @@ export class Progress {
     this.inflights = new Inflights(inflightMessagesMax, inflightBytesMax);
   }
 
-  /** Switches to probing from `match + 1`. */
+  /** Switches to probing from `match + 1` (after a snapshot: from the snapshot's index + 1). */
   becomeProbe(): void {
+    const snapshotIndex = this.transfer?.snapshot.index ?? 0;
     this.state = "probe";
-    this.next = this.match + 1;
+    this.next = Math.max(this.match, snapshotIndex) + 1;
     this.paused = false;
+    this.transfer = null;
     this.inflights.reset();
   }
 
@@ -106,7 +131,16 @@ export class Progress {
     this.state = "replicate";
     this.next = this.match + 1;
     this.paused = false;
+    this.transfer = null;
     this.inflights.reset();
+  }
+
+  /** Switches to streaming `snapshot`, from its first byte. */
+  becomeSnapshot(snapshot: Snapshot): void {
+    this.state = "snapshot";
+    this.paused = false;
+    this.inflights.reset();
+    this.transfer = { snapshot, sent: 0, acked: 0, doneSent: false, rewoundTo: -1, stalls: 0 };
   }
 
   /** Records that the member matches up to `index`; returns whether that was news. */
@@ -138,6 +172,8 @@ export class Progress {
    * may match at `matchHint`. Returns false when the rejection is stale (already superseded).
    */
   maybeDecreaseTo(rejected: number, matchHint: number): boolean {
+    // While a snapshot streams, rejections of earlier appends say nothing new.
+    if (this.state === "snapshot") return false;
     if (this.state === "replicate") {
       // A rejection at or below match is an old message: match is proven, so nothing changes.
       if (rejected <= this.match) return false;
@@ -153,7 +189,7 @@ export class Progress {
 
   /** Whether the leader must hold back appends to this member for now. */
   isPaused(): boolean {
-    return this.paused;
+    return this.paused || this.state === "snapshot";
   }
 
   /** Whether only an empty append may be sent: the window is full, but a heartbeat answer came. */

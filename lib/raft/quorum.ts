@@ -2,7 +2,7 @@
  * Majority math, kept small and pure so that it can be checked against a deliberately naive
  * version (see quorum.test.ts). Joint quorums (issue #4) combine two majorities.
  */
-import type { NodeId } from "./messages.ts";
+import type { ConfState, NodeId } from "./messages.ts";
 
 /** The outcome of counting votes. */
 export type VoteResult = "won" | "lost" | "pending";
@@ -55,4 +55,27 @@ export function isQuorum(voters: readonly NodeId[], active: (id: NodeId) => bool
   let count = 0;
   for (const id of voters) if (active(id)) count += 1;
   return count >= majoritySize(voters.length);
+}
+
+/**
+ * The highest index committed under `conf`: in a joint configuration, the lower of what each half's
+ * majority has reached (an empty `outgoing` half imposes nothing).
+ */
+export function jointCommittedIndex(conf: ConfState, acked: (id: NodeId) => number): number {
+  const index = Math.min(committedIndex(conf.voters, acked), committedIndex(conf.outgoing, acked));
+  return index === Infinity ? 0 : index;
+}
+
+/** Counts votes under `conf`: won when both halves are won, lost when either is lost. */
+export function jointVoteResult(conf: ConfState, votes: ReadonlyMap<NodeId, boolean>): VoteResult {
+  const incoming = voteResult(conf.voters, votes);
+  const outgoing = voteResult(conf.outgoing, votes);
+  if (incoming === "won" && outgoing === "won") return "won";
+  if (incoming === "lost" || outgoing === "lost") return "lost";
+  return "pending";
+}
+
+/** True when `active` includes a majority of each half of `conf`. */
+export function jointIsQuorum(conf: ConfState, active: (id: NodeId) => boolean): boolean {
+  return isQuorum(conf.voters, active) && isQuorum(conf.outgoing, active);
 }

@@ -7,23 +7,39 @@
  * Pure: no I/O, no clock, no global randomness. See DESIGN.md §2.
  */
 import { assert, unreachable } from "../assert.ts";
-import { InvalidRequestError, NotLeaderError, ProposalDroppedError } from "../errors.ts";
+import { ConfChangeError, InvalidRequestError, NotLeaderError, ProposalDroppedError } from "../errors.ts";
+import {
+  EMPTY_CONF,
+  confMembers,
+  confVoters,
+  decodeConfState,
+  encodeConfState,
+  enterConf,
+  isJoint,
+  isVoter,
+  leaveConf,
+  type ConfChangeOp,
+} from "./conf.ts";
 import { leaseTicks, type RaftConfig } from "./config.ts";
 import { RaftLog } from "./log.ts";
 import {
   entryBytes,
   type AppendMessage,
   type AppendResponseMessage,
+  type ConfState,
   type Entry,
   type HardState,
   type HeartbeatMessage,
   type Message,
   type NodeId,
   type RequestVoteMessage,
+  type Snapshot,
+  type SnapshotMessage,
+  type SnapshotResponseMessage,
   type VoteResponseMessage,
 } from "./messages.ts";
 import { Progress } from "./progress.ts";
-import { committedIndex, isQuorum, voteResult } from "./quorum.ts";
+import { jointCommittedIndex, jointIsQuorum, jointVoteResult } from "./quorum.ts";
 import { validateMessage } from "./validate.ts";
 
 /** The role a member plays in its current term. */
@@ -41,10 +57,26 @@ type RoleMessage = Exclude<Message, RequestVoteMessage>;
 /** What a member restarts from: the state its host persisted. */
 export interface RestoredState {
   readonly hardState: HardState;
-  /** The persisted log, from index 1 (until snapshots, issue #4). */
+  /** The latest snapshot persisted, if any; the host restores its state machine from it. */
+  readonly snapshot?: Snapshot;
+  /** The persisted entries after the snapshot (or from index 1 without one). */
   readonly entries: readonly Entry[];
-  /** The index the host's state machine has already applied, if it kept its state. @defaultValue 0 */
+  /**
+   * The index the host's state machine has already applied, if it kept its state beyond the
+   * snapshot. @defaultValue the snapshot's index, or 0
+   */
   readonly applied?: number;
+}
+
+/** A snapshot a follower is receiving, chunk by chunk. */
+interface IncomingSnapshot {
+  readonly from: NodeId;
+  readonly index: number;
+  readonly term: number;
+  readonly origin: NodeId;
+  readonly config: ConfState;
+  readonly chunks: Uint8Array[];
+  received: number;
 }
 
 /**
@@ -75,6 +107,12 @@ export interface RaftCounters {
   outboxDropped: number;
   /** Elections this member started (real ones, not pre-votes). */
   campaigns: number;
+  /** Snapshot transfers this member began as leader. */
+  snapshotsSent: number;
+  /** Snapshots received from a leader and handed to the host to install. */
+  snapshotsInstalled: number;
+  /** Membership changes this member proposed as leader (a joint change counts once). */
+  confChanges: number;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -88,8 +126,21 @@ export class Raft {
   readonly id: NodeId;
   readonly config: RaftConfig;
   readonly log: RaftLog;
-  /** Voting members, sorted so that iteration order never depends on insertion order. */
-  voters: readonly NodeId[];
+  /** The configuration in effect: the last one applied (or restored from a snapshot). */
+  conf: ConfState;
+  /** Every member of `conf` (voters and learners), sorted so that iteration order is fixed. */
+  private members: readonly NodeId[] = [];
+  /** Configurations applied since the compaction point, with the index each took effect at. */
+  private confHistory: { index: number; conf: ConfState }[] = [];
+  /** Leader only: the index of the last configuration entry, which must be applied before another. */
+  private pendingConfIndex = 0;
+
+  /** The latest snapshot (made here or installed from a leader): what this member sends as leader. */
+  snapshot: Snapshot | null = null;
+  /** A snapshot from the leader for the host to persist and install, handed out in `Ready`. */
+  snapshotToInstall: Snapshot | null = null;
+  /** A snapshot arriving from a leader; kept across leader changes so a transfer can resume. */
+  private incoming: IncomingSnapshot | null = null;
 
   term = 0;
   vote: NodeId | null = null;
@@ -132,7 +183,14 @@ export class Raft {
 
   /** Messages waiting for the host to send them, oldest first. */
   outbox: Message[] = [];
-  readonly counters: RaftCounters = { invalidMessages: 0, outboxDropped: 0, campaigns: 0 };
+  readonly counters: RaftCounters = {
+    invalidMessages: 0,
+    outboxDropped: 0,
+    campaigns: 0,
+    snapshotsSent: 0,
+    snapshotsInstalled: 0,
+    confChanges: 0,
+  };
 
   private stepRole: (message: RoleMessage) => void = this.stepFollower;
   private tickRole: () => void = this.tickElection;
@@ -140,12 +198,24 @@ export class Raft {
   constructor(config: RaftConfig, restored?: RestoredState) {
     this.id = config.id;
     this.config = config;
-    this.voters = config.voters;
+    const bootstrap: ConfState =
+      config.voters.length > 0 ? { voters: config.voters, outgoing: [], learners: [] } : EMPTY_CONF;
+    this.conf = bootstrap;
     if (restored === undefined) {
       this.log = new RaftLog();
+      this.setConf(0, bootstrap);
     } else {
-      this.log = RaftLog.restore(restored.entries, restored.hardState.commit);
-      this.log.appliedTo(Math.min(restored.applied ?? 0, this.log.committed));
+      const snapshot = restored.snapshot;
+      this.log = RaftLog.restore(snapshot, restored.entries, restored.hardState.commit);
+      this.snapshot = snapshot ?? null;
+      this.setConf(snapshot?.index ?? 0, snapshot?.config ?? bootstrap);
+      // Configuration entries the host says it already applied take effect now; later ones take
+      // effect as the host applies them again.
+      const applied = Math.min(Math.max(restored.applied ?? 0, this.log.applied), this.log.committed);
+      for (let index = this.log.applied + 1; index <= applied; index += 1) {
+        this.applyEntry(this.log.entry(index));
+      }
+      this.log.appliedTo(applied);
       this.term = restored.hardState.term;
       this.vote = restored.hardState.vote;
     }
@@ -223,10 +293,16 @@ export class Raft {
    */
   transferLeadership(to: NodeId): void {
     if (this.role !== "leader") throw new NotLeaderError(this.lead);
-    if (!this.voters.includes(to)) {
+    if (!isVoter(this.conf, to)) {
       throw new InvalidRequestError(`cannot transfer leadership to ${to}: not a voter`);
     }
     if (to === this.id || to === this.leadTransferee) return;
+    if (this.progressOf(to).state === "snapshot") {
+      // It will be brought up to date once its snapshot is installed; the timeout still applies.
+      this.leadTransferee = to;
+      this.electionElapsed = 0;
+      return;
+    }
     this.leadTransferee = to;
     // The transfer must finish within one election timeout, counted from now.
     this.electionElapsed = 0;
@@ -258,6 +334,139 @@ export class Raft {
     }
     if (this.lead === null) throw new NotLeaderError(null);
     this.send({ type: "readIndex", from: this.id, to: this.lead, term: this.term, requestId });
+  }
+
+  /**
+   * Proposes a membership change. A change of voters goes through joint consensus: this entry
+   * holds C_old,new, and once it is applied the leader appends C_new by itself. A change of
+   * learners only takes one entry. Returns where the entry sits; the change takes effect on each
+   * member when it applies the entry.
+   * @throws NotLeaderError when this member does not lead.
+   * @throws ConfChangeError when another change is pending (not yet applied, or the joint
+   *   configuration not yet left), or the change is invalid (see its `reason`).
+   * @throws ProposalDroppedError during a leadership transfer.
+   */
+  proposeConfChange(ops: readonly ConfChangeOp[]): { index: number; term: number } {
+    if (this.role !== "leader") throw new NotLeaderError(this.lead);
+    if (this.leadTransferee !== null) {
+      throw new ProposalDroppedError(
+        "leadership-transfer",
+        `leadership is being transferred to ${this.leadTransferee}`,
+      );
+    }
+    if (this.pendingConfIndex > this.log.applied) {
+      throw new ConfChangeError(
+        "pending",
+        `the configuration entry at ${this.pendingConfIndex} is not applied yet (applied ${this.log.applied})`,
+      );
+    }
+    const next = enterConf(this.conf, ops);
+    this.counters.confChanges += 1;
+    return this.appendConf(next);
+  }
+
+  /** Appends a configuration entry as leader and sends it. */
+  private appendConf(conf: ConfState): { index: number; term: number } {
+    const entry: Entry = {
+      term: this.term,
+      index: this.log.lastIndex() + 1,
+      type: "confChange",
+      data: encodeConfState(conf),
+    };
+    this.pendingConfIndex = entry.index;
+    this.appendAsLeader([entry]);
+    this.broadcastAppend();
+    return { index: entry.index, term: entry.term };
+  }
+
+  /** A leader in a joint configuration it has applied leaves it as soon as nothing is pending. */
+  private maybeLeaveJoint(): void {
+    if (this.role !== "leader" || !isJoint(this.conf)) return;
+    if (this.pendingConfIndex > this.log.applied || this.leadTransferee !== null) return;
+    this.appendConf(leaveConf(this.conf));
+  }
+
+  /**
+   * Records that the host applied entries up to `index`; configuration entries among them take
+   * effect now (in log order).
+   */
+  applied(entries: readonly Entry[]): void {
+    for (const entry of entries) {
+      if (entry.index <= this.log.applied) continue;
+      this.applyEntry(entry);
+      this.log.appliedTo(entry.index);
+    }
+    this.maybeLeaveJoint();
+  }
+
+  /** The host installed the snapshot it was handed: its state is the state after `index`. */
+  installed(snapshot: Snapshot): void {
+    this.log.appliedTo(snapshot.index);
+  }
+
+  private applyEntry(entry: Entry): void {
+    if (entry.type !== "confChange") return;
+    const conf = decodeConfState(entry.data);
+    assert(conf !== null, `configuration entry ${entry.index} decodes`);
+    this.setConf(entry.index, conf);
+  }
+
+  /** Adopts `conf`, which took effect at `index`. */
+  private setConf(index: number, conf: ConfState): void {
+    this.conf = conf;
+    this.members = confMembers(conf);
+    this.confHistory.push({ index, conf });
+    if (this.role !== "leader") return;
+    for (const id of this.members) {
+      if (this.progress.has(id)) continue;
+      const progress = this.newProgress(this.log.lastIndex() + 1);
+      // Newly added: give it an election timeout to answer before check-quorum counts it absent.
+      progress.recentActive = true;
+      this.progress.set(id, progress);
+    }
+    for (const id of [...this.progress.keys()]) if (!this.members.includes(id)) this.progress.delete(id);
+    if (this.leadTransferee !== null && !isVoter(conf, this.leadTransferee)) this.leadTransferee = null;
+    if (!isVoter(conf, this.id)) {
+      // A leader removed from the configuration steps down; the remaining voters elect a leader.
+      this.becomeFollower(this.term, null);
+      return;
+    }
+    // The quorum changed: what is committed may have changed with it.
+    if (this.maybeCommit()) this.onCommitted();
+  }
+
+  /** The configuration in effect after applying entries up to `index` (at or after the compaction point). */
+  private confAt(index: number): ConfState {
+    let conf = (this.confHistory[0] as { conf: ConfState }).conf;
+    for (const entry of this.confHistory) if (entry.index <= index) conf = entry.conf;
+    return conf;
+  }
+
+  /**
+   * Takes a snapshot: `data` is the host's state machine state after applying entries up to
+   * `index` (at most the applied index). Entries up to `index` are dropped from the log; a follower
+   * that needs them receives this snapshot instead. Returns the snapshot for the host to persist.
+   * @throws InvalidRequestError when `index` is not applied yet or not beyond the last snapshot.
+   */
+  compact(index: number, data: Uint8Array): Snapshot {
+    if (!Number.isSafeInteger(index) || index > this.log.applied) {
+      throw new InvalidRequestError(`cannot snapshot at ${index}: applied only up to ${this.log.applied}`);
+    }
+    if (index <= this.log.snapshotIndex()) {
+      throw new InvalidRequestError(`cannot snapshot at ${index}: the log is compacted up to ${this.log.snapshotIndex()}`);
+    }
+    const snapshot: Snapshot = {
+      index,
+      term: this.log.term(index) as number,
+      config: this.confAt(index),
+      origin: this.id,
+      data,
+    };
+    this.log.compact(index);
+    this.snapshot = snapshot;
+    const kept = this.confHistory.filter((entry) => entry.index > index);
+    this.confHistory = [{ index, conf: snapshot.config }, ...kept];
+    return snapshot;
   }
 
   private readsPending(): number {
@@ -297,7 +506,7 @@ export class Raft {
 
   /** Answers every pending read whose round a quorum has echoed. */
   private confirmReads(): void {
-    const confirmed = committedIndex(this.voters, (id) =>
+    const confirmed = jointCommittedIndex(this.conf, (id) =>
       id === this.id ? this.readRound : (this.readAcks.get(id) ?? 0),
     );
     let newest = -1;
@@ -372,7 +581,9 @@ export class Raft {
         // A granted pre-vote carries our own future term; it makes us no follower.
       } else {
         const leader =
-          message.type === "append" || message.type === "heartbeat" ? message.from : null;
+          message.type === "append" || message.type === "heartbeat" || message.type === "snapshot"
+            ? message.from
+            : null;
         this.becomeFollower(message.term, leader);
       }
       return true;
@@ -388,7 +599,7 @@ export class Raft {
   private answerStale(message: Message): void {
     if (
       (this.config.checkQuorum || this.config.preVote) &&
-      (message.type === "append" || message.type === "heartbeat")
+      (message.type === "append" || message.type === "heartbeat" || message.type === "snapshot")
     ) {
       // A deposed leader (or a member cut off with pre-vote on) learns our term from this and
       // steps down; without it, it could keep its stale leadership forever.
@@ -506,14 +717,10 @@ export class Raft {
     this.stepRole = this.stepLeader;
     this.tickRole = this.tickHeartbeat;
     const next = this.log.lastIndex() + 1;
-    for (const id of this.voters) {
-      const progress = new Progress(
-        next,
-        this.config.inflightMessagesMax,
-        this.config.inflightBytesMax,
-      );
-      this.progress.set(id, progress);
-    }
+    for (const id of this.members) this.progress.set(id, this.newProgress(next));
+    // Whether the log holds a configuration entry not yet applied is unknown without a scan:
+    // assume it does, so that no new change is accepted before everything so far is applied.
+    this.pendingConfIndex = this.log.lastIndex();
     const self = this.progressOf(this.id);
     // The leader's own entries count toward commit only once they are durable (thesis §10.2.1).
     self.maybeUpdate(this.log.stableIndex());
@@ -538,11 +745,11 @@ export class Raft {
       term = this.term;
     }
     this.votes.set(this.id, true);
-    if (voteResult(this.voters, this.votes) === "won") {
+    if (jointVoteResult(this.conf, this.votes) === "won") {
       this.winElection(kind, transfer);
       return;
     }
-    for (const id of this.voters) {
+    for (const id of confVoters(this.conf)) {
       if (id === this.id) continue;
       this.send({
         type: requestType,
@@ -565,8 +772,21 @@ export class Raft {
     }
   }
 
+  /** Whether a committed configuration entry is not yet applied. */
+  private hasUnappliedConfChanges(): boolean {
+    const from = Math.max(this.log.applied, this.log.snapshotIndex()) + 1;
+    for (let index = from; index <= this.log.committed; index += 1) {
+      if (this.log.entry(index).type === "confChange") return true;
+    }
+    return false;
+  }
+
+  private newProgress(next: number): Progress {
+    return new Progress(next, this.config.inflightMessagesMax, this.config.inflightBytesMax);
+  }
+
   private isPromotable(): boolean {
-    return this.voters.includes(this.id);
+    return isVoter(this.conf, this.id);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -601,6 +821,9 @@ export class Raft {
     switch (message.type) {
       case "hup":
         if (this.role === "leader") return;
+        // A member must campaign with the configuration its log has committed: one it has not
+        // applied yet could need other voters than the one it holds.
+        if (this.hasUnappliedConfChanges()) return;
         if (this.config.preVote && !message.transfer) this.startElection("preElection", false);
         else this.startElection("election", message.transfer);
         return;
@@ -609,11 +832,11 @@ export class Raft {
         return;
       case "checkQuorum":
         if (this.role !== "leader") return;
-        if (!isQuorum(this.voters, (id) => id === this.id || this.progressOf(id).recentActive)) {
+        if (!jointIsQuorum(this.conf, (id) => id === this.id || this.progressOf(id).recentActive)) {
           this.becomeFollower(this.term, null);
           return;
         }
-        for (const id of this.voters) if (id !== this.id) this.progressOf(id).recentActive = false;
+        for (const id of this.members) if (id !== this.id) this.progressOf(id).recentActive = false;
         return;
       default:
         unreachable(message, "local message");
@@ -639,6 +862,11 @@ export class Raft {
         // The leader asked us to take over: campaign at once, skipping pre-vote and the lease.
         this.stepLocal({ type: "hup", transfer: true });
         return;
+      case "snapshot":
+        this.electionElapsed = 0;
+        this.lead = message.from;
+        this.handleSnapshot(message);
+        return;
       case "readIndexResponse":
         this.readStates.push({ requestId: message.requestId, index: message.index });
         return;
@@ -647,6 +875,7 @@ export class Raft {
       case "voteResponse":
       case "preVoteResponse":
       case "readIndex":
+      case "snapshotResponse":
         return; // answers to a role this member no longer plays, or a read for a leader
       default:
         unreachable(message, "follower message");
@@ -690,11 +919,16 @@ export class Raft {
         this.becomeFollower(message.term, message.from);
         this.handleHeartbeat(message);
         return;
+      case "snapshot":
+        this.becomeFollower(message.term, message.from);
+        this.handleSnapshot(message);
+        return;
       case "appendResponse":
       case "heartbeatResponse":
       case "timeoutNow":
       case "readIndex":
       case "readIndexResponse":
+      case "snapshotResponse":
         return;
       default:
         unreachable(message, "candidate message");
@@ -714,8 +948,12 @@ export class Raft {
           this.leaderRead(message.requestId, message.from);
         }
         return;
+      case "snapshotResponse":
+        this.handleSnapshotResponse(message);
+        return;
       case "append":
       case "heartbeat":
+      case "snapshot":
         // Another leader in our own term would break election safety; a correct peer never sends
         // this, so it is bad input and ignored (the simulator's checkers watch for the real thing).
         this.counters.invalidMessages += 1;
@@ -738,7 +976,7 @@ export class Raft {
     kind: "preElection" | "election",
   ): void {
     this.votes.set(message.from, !message.reject);
-    const result = voteResult(this.voters, this.votes);
+    const result = jointVoteResult(this.conf, this.votes);
     if (result === "won") this.winElection(kind, false);
     else if (result === "lost") this.becomeFollower(this.term, null);
   }
@@ -764,6 +1002,121 @@ export class Raft {
       message.prevTerm,
     );
     this.sendAppendResponse(message.from, message.prevIndex, true, hint.index, hint.term);
+  }
+
+  /**
+   * A chunk of the leader's snapshot. Chunks are taken in order; each is answered with the bytes
+   * held so far, so the leader resends after a gap and a new leader resumes a transfer of the same
+   * snapshot. The last chunk installs it, unless the log has meanwhile caught up past it.
+   */
+  private handleSnapshot(message: SnapshotMessage): void {
+    if (message.index <= this.log.committed) {
+      // Nothing to install: tell the leader how far the log is committed, as an append answer.
+      this.incoming = null;
+      this.sendAppendResponse(message.from, this.log.committed, false, 0, 0);
+      return;
+    }
+    let incoming = this.incoming;
+    const same =
+      incoming !== null &&
+      incoming.index === message.index &&
+      incoming.term === message.snapshotTerm &&
+      incoming.origin === message.origin;
+    if (!same) {
+      if (message.offset !== 0) {
+        this.sendSnapshotResponse(message.from, message.index, 0, true);
+        return;
+      }
+      incoming = {
+        from: message.from,
+        index: message.index,
+        term: message.snapshotTerm,
+        origin: message.origin,
+        config: message.config,
+        chunks: [],
+        received: 0,
+      };
+      this.incoming = incoming;
+    }
+    const current = incoming as IncomingSnapshot;
+    if (message.offset !== current.received) {
+      // A gap (a chunk was lost: reject) or a repeat (already held, e.g. from a previous leader).
+      this.sendSnapshotResponse(message.from, message.index, current.received, message.offset > current.received);
+      return;
+    }
+    if (current.received + message.data.byteLength > this.config.snapshotBytesMax) {
+      this.counters.invalidMessages += 1;
+      this.incoming = null;
+      this.sendSnapshotResponse(message.from, message.index, 0, true);
+      return;
+    }
+    if (message.data.byteLength > 0) current.chunks.push(message.data);
+    current.received += message.data.byteLength;
+    if (!message.done) {
+      this.sendSnapshotResponse(message.from, message.index, current.received, false);
+      return;
+    }
+    this.incoming = null;
+    this.installSnapshot({
+      index: current.index,
+      term: current.term,
+      config: current.config,
+      origin: current.origin,
+      data: concat(current.chunks, current.received),
+    });
+    this.sendAppendResponse(message.from, this.log.lastIndex(), false, 0, 0);
+  }
+
+  /** Replaces the log with `snapshot`; the host persists and installs it from the next `Ready`. */
+  private installSnapshot(snapshot: Snapshot): void {
+    this.log.restoreSnapshot(snapshot);
+    this.snapshot = snapshot;
+    this.snapshotToInstall = snapshot;
+    this.confHistory = [];
+    this.setConf(snapshot.index, snapshot.config);
+    this.counters.snapshotsInstalled += 1;
+  }
+
+  private sendSnapshotResponse(to: NodeId, index: number, offset: number, reject: boolean): void {
+    this.send({ type: "snapshotResponse", from: this.id, to, term: this.term, index, offset, reject });
+  }
+
+  /** The follower's answer to a snapshot chunk: stream on, resend after a gap, or skip ahead. */
+  private handleSnapshotResponse(message: SnapshotResponseMessage): void {
+    const progress = this.progress.get(message.from);
+    if (progress === undefined) return;
+    progress.recentActive = true;
+    const transfer = progress.transfer;
+    if (progress.state !== "snapshot" || transfer === null || transfer.snapshot.index !== message.index) return;
+    const length = transfer.snapshot.data.byteLength;
+    if (message.offset > length) {
+      this.counters.invalidMessages += 1;
+      return;
+    }
+    if (message.reject) {
+      // A gap (a chunk was lost) or a follower that lost what it held (it restarted): resend from
+      // what it holds now. The chunks in flight behind a gap are rejected too; rewind once per gap.
+      if (message.offset < transfer.acked || message.offset !== transfer.rewoundTo) {
+        transfer.acked = message.offset;
+        transfer.sent = message.offset;
+        transfer.doneSent = false;
+        transfer.rewoundTo = message.offset;
+        transfer.stalls = 0;
+      }
+    } else {
+      if (message.offset > transfer.acked) {
+        transfer.acked = message.offset;
+        transfer.stalls = 0;
+      }
+      if (message.offset > transfer.sent) {
+        // The follower already holds more (from a transfer a previous leader began): skip ahead.
+        transfer.sent = message.offset;
+        transfer.doneSent = false;
+      }
+    }
+    while (this.sendSnapshotChunk(message.from)) {
+      // Stream what the window allows.
+    }
   }
 
   private handleHeartbeat(message: HeartbeatMessage): void {
@@ -793,7 +1146,10 @@ export class Raft {
     const wasPaused = progress.isPaused();
     if (!progress.maybeUpdate(message.index)) return;
     if (progress.state === "probe") progress.becomeReplicate();
-    else progress.inflights.freeLE(message.index);
+    else if (progress.state === "snapshot") {
+      // Installed (or caught up past it some other way): stream entries again.
+      if (progress.match >= (progress.transfer?.snapshot.index ?? 0)) progress.becomeReplicate();
+    } else progress.inflights.freeLE(message.index);
     if (this.maybeCommit()) this.onCommitted();
     else if (wasPaused) this.sendAppend(message.from);
     while (this.maybeSendAppend(message.from, false)) {
@@ -826,6 +1182,21 @@ export class Raft {
       this.readAcks.set(from, round);
       this.confirmReads();
     }
+    const transfer = progress.transfer;
+    if (progress.state === "snapshot" && transfer !== null) {
+      // Two heartbeat answers without a chunk acknowledged: the chunks in flight were lost.
+      transfer.stalls += 1;
+      if (transfer.stalls >= 2) {
+        transfer.sent = transfer.acked;
+        transfer.doneSent = false;
+        transfer.rewoundTo = -1;
+        transfer.stalls = 0;
+      }
+      while (this.sendSnapshotChunk(from)) {
+        // Stream what the window allows.
+      }
+      return;
+    }
     // Unpause: if every append that filled the window was lost, the (possibly empty) append sent
     // now is answered with an acknowledgement or a rejection, and either one clears the window.
     progress.paused = false;
@@ -846,7 +1217,7 @@ export class Raft {
    * committing a later entry of the current term.
    */
   private maybeCommit(): boolean {
-    const index = committedIndex(this.voters, (id) => this.progress.get(id)?.match ?? 0);
+    const index = jointCommittedIndex(this.conf, (id) => this.progress.get(id)?.match ?? 0);
     if (index <= this.log.committed || this.log.term(index) !== this.term) return false;
     this.releaseUncommitted(this.log.committed, index);
     this.log.commitTo(index);
@@ -871,7 +1242,7 @@ export class Raft {
   }
 
   private broadcastAppend(): void {
-    for (const id of this.voters) if (id !== this.id) this.sendAppend(id);
+    for (const id of this.members) if (id !== this.id) this.sendAppend(id);
   }
 
   /**
@@ -885,7 +1256,7 @@ export class Raft {
       // two election timeouts, which clears them.
       this.roundsSent.push({ round: this.readRound, tick: this.leaderTicks });
     }
-    for (const id of this.voters) {
+    for (const id of this.members) {
       if (id === this.id) continue;
       const commit = Math.min(this.progressOf(id).match, this.log.committed);
       this.send({ type: "heartbeat", from: this.id, to: id, term: this.term, commit, round: this.readRound });
@@ -902,10 +1273,17 @@ export class Raft {
    */
   private maybeSendAppend(to: NodeId, sendIfEmpty: boolean): boolean {
     const progress = this.progressOf(to);
+    if (progress.state === "snapshot") return this.sendSnapshotChunk(to);
     if (progress.isPaused()) return false;
     const prevIndex = progress.next - 1;
     const prevTerm = this.log.term(prevIndex);
-    assert(prevTerm !== undefined, `entry ${prevIndex} is held (no compaction before issue #4)`);
+    if (prevTerm === undefined) {
+      // The entries it needs are compacted away: send the snapshot instead.
+      assert(this.snapshot !== null, "a compacted log has a snapshot");
+      progress.becomeSnapshot(this.snapshot);
+      this.counters.snapshotsSent += 1;
+      return this.sendSnapshotChunk(to);
+    }
     const lastIndex = this.log.lastIndex();
     // With a full window only an empty append goes out (to provoke an answer), never more entries.
     const entries =
@@ -926,6 +1304,37 @@ export class Raft {
     let bytes = 0;
     for (const entry of entries) bytes += entryBytes(entry);
     progress.sentEntries(prevIndex + entries.length, bytes);
+    return true;
+  }
+
+  /**
+   * Sends the next chunk of the snapshot streaming to `to`, if the window has room. Returns whether
+   * a chunk was sent.
+   */
+  private sendSnapshotChunk(to: NodeId): boolean {
+    const transfer = this.progressOf(to).transfer;
+    if (transfer === null || transfer.doneSent) return false;
+    const { snapshot } = transfer;
+    const chunkBytes = this.config.snapshotChunkBytes;
+    if (transfer.sent - transfer.acked >= chunkBytes * this.config.snapshotChunksInflightMax) return false;
+    const offset = transfer.sent;
+    const end = Math.min(offset + chunkBytes, snapshot.data.byteLength);
+    const done = end === snapshot.data.byteLength;
+    this.send({
+      type: "snapshot",
+      from: this.id,
+      to,
+      term: this.term,
+      index: snapshot.index,
+      snapshotTerm: snapshot.term,
+      origin: snapshot.origin,
+      config: snapshot.config,
+      offset,
+      data: snapshot.data.subarray(offset, end),
+      done,
+    });
+    transfer.sent = end;
+    transfer.doneSent = done;
     return true;
   }
 
@@ -966,4 +1375,16 @@ export class Raft {
     assert(progress !== undefined, `the leader tracks progress of ${id}`);
     return progress;
   }
+}
+
+/** Joins chunks into one array of `length` bytes. */
+function concat(chunks: readonly Uint8Array[], length: number): Uint8Array {
+  if (chunks.length === 1) return chunks[0] as Uint8Array;
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return out;
 }

@@ -7,18 +7,22 @@
  * transport.onMessage((m) => node.step(m));        // input from peers
  * while (node.hasReady()) {
  *   const rd = node.ready();
- *   await storage.save(rd.hardState, rd.entries);  // 1. persist
- *   transport.send(rd.messages);                   // 2. send (may precede 1 when rd.sendBeforePersist)
- *   for (const e of rd.committed) apply(e);        // 3. apply
- *   node.advance(rd);                              // 4. acknowledge
+ *   await storage.save(rd.hardState, rd.snapshot, rd.entries); // 1. persist
+ *   transport.send(rd.messages);            // 2. send (may precede 1 when rd.sendBeforePersist)
+ *   if (rd.snapshot) restore(rd.snapshot);  // 3. install a snapshot from the leader, then
+ *   for (const e of rd.committed) apply(e); //    apply committed entries
+ *   node.advance(rd);                       // 4. acknowledge
  * }
+ * // Now and then, with the state machine's state after status().applied:
+ * storage.saveSnapshot(node.compact(node.status().applied, stateMachine.snapshot()));
  * ```
  *
  * Pure and deterministic: the same calls in the same order always give the same `Ready`s.
  */
 import { assert } from "../assert.ts";
 import { resolveConfig, type RaftConfig, type RaftConfigInput } from "./config.ts";
-import type { Entry, HardState, Message, NodeId } from "./messages.ts";
+import { confMembers, type ConfChangeOp } from "./conf.ts";
+import type { ConfState, Entry, HardState, Message, NodeId, Snapshot } from "./messages.ts";
 import { Raft, type RaftCounters, type ReadState, type RestoredState, type Role } from "./raft.ts";
 
 /** Volatile state worth reporting when it changes: who leads, and this member's role. */
@@ -29,16 +33,22 @@ export interface SoftState {
 
 /**
  * One batch of work for the host. Handle it in order, then call `advance(rd)`:
- * 1. persist `hardState` (if present) and `entries` — appending `entries` replaces any stored
- *    entries from `entries[0].index` on (a conflicting suffix is truncated);
+ * 1. persist `snapshot` (if present: it replaces every stored entry), `hardState` (if present)
+ *    and `entries` — appending `entries` replaces any stored entries from `entries[0].index` on
+ *    (a conflicting suffix is truncated);
  * 2. send `messages` (every message may depend on step 1, unless `sendBeforePersist`);
- * 3. apply `committed` to the state machine, in order.
+ * 3. restore the state machine from `snapshot` (if present), then apply `committed`, in order.
  */
 export interface Ready {
   /** Present when leader or role changed since the last `Ready`. */
   readonly softState?: SoftState;
   /** Present when term, vote or commit changed since the last `Ready`; persist it. */
   readonly hardState?: HardState;
+  /**
+   * A snapshot received from the leader: persist it in place of the whole stored log, then restore
+   * the state machine from its `data` before applying `committed` (which follow it).
+   */
+  readonly snapshot?: Snapshot;
   /** Entries to persist, consecutive; they replace stored entries from `entries[0].index` on. */
   readonly entries: readonly Entry[];
   /** Committed entries to apply, consecutive, following the last applied one. */
@@ -69,8 +79,13 @@ export interface RaftStatus {
   readonly applied: number;
   readonly lastIndex: number;
   readonly lastTerm: number;
+  /** The voters (in a joint configuration, the incoming ones; see `config`). */
   readonly voters: readonly NodeId[];
-  /** Leader only: each voter's matched index. */
+  /** The configuration in effect. */
+  readonly config: ConfState;
+  /** The compaction point: entries up to it live only in the latest snapshot. */
+  readonly snapshotIndex: number;
+  /** Leader only: each member's matched index (voters and learners). */
   readonly matched?: Readonly<Record<NodeId, number>>;
   readonly counters: Readonly<RaftCounters>;
 }
@@ -133,6 +148,27 @@ export class RaftNode {
     this.raft.readIndex(requestId);
   }
 
+  /**
+   * Proposes a membership change: adding voters or learners, promoting learners, removing
+   * members. A change of voters goes through joint consensus (C_old,new, then C_new, which the
+   * leader appends by itself); only one change may be in progress at a time.
+   * @throws NotLeaderError, ConfChangeError (with a `reason`), ProposalDroppedError
+   */
+  proposeConfChange(ops: ConfChangeOp | readonly ConfChangeOp[]): { index: number; term: number } {
+    return this.raft.proposeConfChange(Array.isArray(ops) ? ops : [ops as ConfChangeOp]);
+  }
+
+  /**
+   * Compacts the log: `data` is the state machine's state after applying entries up to `index`
+   * (at most `status().applied`). Returns the snapshot, for the host to persist; once it is
+   * durable the host may delete stored entries up to `index`. Followers that need compacted
+   * entries are sent this snapshot in chunks of `snapshotChunkBytes`.
+   * @throws InvalidRequestError when `index` is not applied or not beyond the last snapshot.
+   */
+  compact(index: number, data: Uint8Array): Snapshot {
+    return this.raft.compact(index, data);
+  }
+
   /** Campaigns now, as if the election timer had expired (with pre-vote when enabled). */
   campaign(): void {
     this.raft.campaign();
@@ -145,6 +181,7 @@ export class RaftNode {
     if (soft.leader !== this.previousSoft.leader || soft.role !== this.previousSoft.role) return true;
     if (!sameHardState(this.raft.hardState(), this.previousHard)) return true;
     if (this.raft.outbox.length > 0 || this.raft.readStates.length > 0) return true;
+    if (this.raft.snapshotToInstall !== null) return true;
     if (this.raft.log.hasUnstable()) return true;
     return this.raft.log.committed > this.applying;
   }
@@ -157,6 +194,10 @@ export class RaftNode {
     const softChanged =
       soft.leader !== this.previousSoft.leader || soft.role !== this.previousSoft.role;
     const hardChanged = !sameHardState(hard, this.previousHard);
+    const snapshot = this.raft.snapshotToInstall;
+    this.raft.snapshotToInstall = null;
+    // Entries up to an installed snapshot are applied by installing it.
+    if (snapshot !== null) this.applying = Math.max(this.applying, snapshot.index);
     const committed = this.raft.log.committedAfter(this.applying, this.raft.config.applyBytesMax);
     const messages = this.raft.outbox;
     this.raft.outbox = [];
@@ -171,6 +212,7 @@ export class RaftNode {
     };
     // Optional fields are set only when present, so that `"hardState" in rd` means "persist it".
     if (softChanged) (ready as { softState?: SoftState }).softState = soft;
+    if (snapshot !== null) (ready as { snapshot?: Snapshot }).snapshot = snapshot;
     if (hardChanged) (ready as { hardState?: HardState }).hardState = hard;
     this.previousSoft = soft;
     this.previousHard = hard;
@@ -184,10 +226,10 @@ export class RaftNode {
   advance(rd: Ready): void {
     assert(this.pending === rd, "advance() takes the Ready last returned by ready()");
     this.pending = null;
+    if (rd.snapshot !== undefined) this.raft.installed(rd.snapshot);
     const lastEntry = rd.entries[rd.entries.length - 1];
     if (lastEntry !== undefined) this.raft.persisted(lastEntry.index, lastEntry.term);
-    const lastCommitted = rd.committed[rd.committed.length - 1];
-    if (lastCommitted !== undefined) this.raft.log.appliedTo(lastCommitted.index);
+    this.raft.applied(rd.committed);
   }
 
   /** The member's id. */
@@ -201,7 +243,7 @@ export class RaftNode {
     let matched: Record<NodeId, number> | undefined;
     if (raft.role === "leader") {
       matched = {};
-      for (const id of raft.voters) matched[id] = raft.progressFor(id)?.match ?? 0;
+      for (const id of confMembers(raft.conf)) matched[id] = raft.progressFor(id)?.match ?? 0;
     }
     return {
       id: raft.id,
@@ -213,7 +255,9 @@ export class RaftNode {
       applied: raft.log.applied,
       lastIndex: raft.log.lastIndex(),
       lastTerm: raft.log.lastTerm(),
-      voters: raft.voters,
+      voters: raft.conf.voters,
+      config: raft.conf,
+      snapshotIndex: raft.log.snapshotIndex(),
       ...(matched !== undefined ? { matched } : {}),
       counters: { ...raft.counters },
     };
@@ -230,7 +274,9 @@ export class RaftNode {
     const term = this.raft.term;
     for (const m of messages) {
       if (m.term !== term) return false;
-      if (m.type !== "append" && m.type !== "heartbeat" && m.type !== "timeoutNow") return false;
+      if (m.type !== "append" && m.type !== "heartbeat" && m.type !== "timeoutNow" && m.type !== "snapshot") {
+        return false;
+      }
     }
     return true;
   }

@@ -15,7 +15,8 @@
  * ```
  */
 import { assert } from "../assert.ts";
-import type { Message, NodeId } from "./messages.ts";
+import { decodeConfState, describeConf } from "./conf.ts";
+import type { Entry, Message, NodeId } from "./messages.ts";
 import { TestCluster, bytes, lcg, text } from "./testing.ts";
 
 /** One command of a transcript with the output it expects. */
@@ -64,7 +65,7 @@ export function describeMessage(m: Message): string {
   const head = `${m.from}->${m.to} ${m.type} term=${m.term}`;
   switch (m.type) {
     case "append": {
-      const entries = m.entries.map((e) => `${e.index}/${e.term}${e.data.byteLength > 0 ? `:${text(e.data)}` : ""}`);
+      const entries = m.entries.map((e) => `${e.index}/${e.term}${describeData(e)}`);
       return `${head} prev=${m.prevIndex}/${m.prevTerm} commit=${m.commit} entries=[${entries.join(" ")}]`;
     }
     case "appendResponse":
@@ -87,7 +88,20 @@ export function describeMessage(m: Message): string {
       return `${head} ${m.reject ? "reject" : "grant"}`;
     case "timeoutNow":
       return head;
+    case "snapshot":
+      return `${head} snapshot=${m.index}/${m.snapshotTerm} origin=${m.origin} offset=${m.offset} bytes=${m.data.byteLength}${m.done ? " done" : ""}`;
+    case "snapshotResponse":
+      return `${head} snapshot=${m.index} offset=${m.offset}${m.reject ? " reject" : ""}`;
   }
+}
+
+/** An entry's data as transcripts show it: the text of a command, or `conf(...)` for a configuration. */
+function describeData(entry: Entry): string {
+  if (entry.type === "confChange") {
+    const conf = decodeConfState(entry.data);
+    return `:conf(${conf === null ? "malformed" : describeConf(conf)})`;
+  }
+  return entry.data.byteLength > 0 ? `:${text(entry.data)}` : "";
 }
 
 /**

@@ -3,6 +3,7 @@
  * shape (types, ranges); these are the protocol's own rules that a correct peer never breaks, so a
  * message that breaks one is bad input: ignored and counted, never allowed to trip an assertion.
  */
+import { isValidConf } from "./conf.ts";
 import { REQUEST_ID_LENGTH_MAX, type Message, type NodeId } from "./messages.ts";
 
 /** Returns why `message` must be refused by member `self`, or `null` when it may be stepped. */
@@ -34,6 +35,10 @@ export function validateMessage(message: Message, self: NodeId): string | null {
     case "preVoteResponse":
     case "timeoutNow":
       return null;
+    case "snapshot":
+      return validateSnapshot(message);
+    case "snapshotResponse":
+      return isCount(message.index) && isCount(message.offset) ? null : "bad snapshot index or offset";
     default:
       return unknownType(message);
   }
@@ -59,6 +64,16 @@ function validateAppend(message: Extract<Message, { type: "append" }>): string |
     term = entry.term;
   }
   return null;
+}
+
+function validateSnapshot(message: Extract<Message, { type: "snapshot" }>): string | null {
+  if (!isCount(message.index) || message.index === 0 || !isCount(message.snapshotTerm) || !isCount(message.offset)) {
+    return "bad snapshot index, term or offset";
+  }
+  if (message.snapshotTerm === 0 || message.snapshotTerm > message.term) return "snapshot term is out of range";
+  if (typeof message.origin !== "string" || message.origin.length === 0) return "bad snapshot origin";
+  if (!(message.data instanceof Uint8Array)) return "snapshot data is not bytes";
+  return isValidConf(message.config) ? null : "snapshot configuration is malformed";
 }
 
 function isRequestId(value: string): boolean {
