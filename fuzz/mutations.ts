@@ -6,9 +6,9 @@
  */
 import { RaftLog } from "../lib/raft/log.ts";
 import { drawOptions, type SimOptions } from "../sim/options.ts";
-import type { NodeId } from "../lib/raft/messages.ts";
+import type { ConfState, NodeId } from "../lib/raft/messages.ts";
 import type { Progress } from "../lib/raft/progress.ts";
-import { committedIndex } from "../lib/raft/quorum.ts";
+import { jointCommittedIndex } from "../lib/raft/quorum.ts";
 import { Raft } from "../lib/raft/raft.ts";
 
 /** A rule of the core that a mutation removes. */
@@ -23,7 +23,7 @@ export interface Mutation {
 
 /** The private members of `Raft` that the commit rule reads, as the replacement sees them. */
 interface RaftInternals {
-  readonly voters: readonly NodeId[];
+  readonly conf: ConfState;
   readonly term: number;
   readonly log: RaftLog;
   readonly progress: Map<NodeId, Progress>;
@@ -63,7 +63,7 @@ export const commitWithoutCurrentTermRule: Mutation = {
     const original = Object.getOwnPropertyDescriptor(prototype, "maybeCommit");
     if (original === undefined) throw new Error("Raft.prototype.maybeCommit is missing");
     prototype.maybeCommit = function maybeCommitAnyTerm(this: RaftInternals): boolean {
-      const index = committedIndex(this.voters, (id) => this.progress.get(id)?.match ?? 0);
+      const index = jointCommittedIndex(this.conf, (id) => this.progress.get(id)?.match ?? 0);
       if (index <= this.log.committed) return false;
       this.releaseUncommitted(this.log.committed, index);
       this.log.commitTo(index);

@@ -417,14 +417,17 @@ export class Raft {
     this.members = confMembers(conf);
     this.confHistory.push({ index, conf });
     if (this.role !== "leader") return;
+    const added: NodeId[] = [];
     for (const id of this.members) {
       if (this.progress.has(id)) continue;
       const progress = this.newProgress(this.log.lastIndex() + 1);
       // Newly added: give it an election timeout to answer before check-quorum counts it absent.
       progress.recentActive = true;
       this.progress.set(id, progress);
+      added.push(id);
     }
     for (const id of [...this.progress.keys()]) if (!this.members.includes(id)) this.progress.delete(id);
+    for (const id of added) this.sendAppend(id);
     if (this.leadTransferee !== null && !isVoter(conf, this.leadTransferee)) this.leadTransferee = null;
     if (!isVoter(conf, this.id)) {
       // A leader removed from the configuration steps down; the remaining voters elect a leader.

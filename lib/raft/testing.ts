@@ -5,14 +5,31 @@
  */
 import { assert } from "../assert.ts";
 import type { RaftConfigInput } from "./config.ts";
-import type { Entry, HardState, Message, NodeId } from "./messages.ts";
+import type { Entry, HardState, Message, NodeId, Snapshot } from "./messages.ts";
 import { RaftNode } from "./raw-node.ts";
 import type { ReadState, RestoredState } from "./raft.ts";
 
 /** What a member's "disk" holds: exactly what its Readies asked to persist. */
 export interface MemoryDisk {
   hardState: HardState;
+  /** The latest snapshot, made by `compact` or installed from a leader. */
+  snapshot?: Snapshot;
+  /** Entries after the snapshot (from index 1 without one). */
   entries: Entry[];
+}
+
+/**
+ * The test state machine's snapshot: the applied entries themselves, so that a member restored
+ * from a snapshot has the same `applied` list as one that applied every entry.
+ */
+export function encodeAppliedEntries(entries: readonly Entry[]): Uint8Array {
+  return bytes(JSON.stringify(entries.map((e) => [e.index, e.term, e.type, text(e.data)])));
+}
+
+/** Decodes {@link encodeAppliedEntries}. */
+export function decodeAppliedEntries(data: Uint8Array): Entry[] {
+  const rows = JSON.parse(text(data)) as [number, number, Entry["type"], string][];
+  return rows.map(([index, term, type, value]) => ({ index, term, type, data: bytes(value) }));
 }
 
 /** Options for a {@link TestCluster}. */
@@ -55,7 +72,10 @@ export function lcg(seed: number): () => number {
 
 /** An in-memory cluster with a network the test controls. */
 export class TestCluster {
-  readonly ids: readonly NodeId[];
+  /** Every member, sorted: the first configuration's voters, then members added since. */
+  ids: readonly NodeId[];
+  /** The first configuration's voters. */
+  private readonly bootstrap: readonly NodeId[];
   readonly nodes = new Map<NodeId, RaftNode>();
   readonly disks = new Map<NodeId, MemoryDisk>();
   /** Entries each member applied, in order. */
@@ -79,23 +99,50 @@ export class TestCluster {
     private readonly options: TestClusterOptions = {},
   ) {
     this.ids = [...ids].sort();
+    this.bootstrap = this.ids;
     this.random = options.random ?? lcg(1);
     for (const id of this.ids) {
       const restored = options.restored?.[id];
       this.disks.set(id, {
         hardState: restored?.hardState ?? { term: 0, vote: null, commit: 0 },
+        ...(restored?.snapshot !== undefined ? { snapshot: restored.snapshot } : {}),
         entries: [...(restored?.entries ?? [])],
       });
-      this.applied.set(id, []);
+      this.applied.set(id, restored?.snapshot !== undefined ? decodeAppliedEntries(restored.snapshot.data) : []);
       this.nodes.set(id, this.createNode(id, restored));
     }
   }
 
   private createNode(id: NodeId, restored: RestoredState | undefined): RaftNode {
-    return new RaftNode(
-      { ...this.options.config, id, voters: this.ids, random: this.random },
-      restored,
-    );
+    const voters = this.bootstrap.includes(id) ? this.bootstrap : [];
+    return new RaftNode({ ...this.options.config, id, voters, random: this.random }, restored);
+  }
+
+  /**
+   * Starts a new, empty member `id` that joins the cluster: it has no configuration and waits for
+   * a leader (after a `proposeConfChange` adds it) to send it the log or a snapshot.
+   */
+  addMember(id: NodeId): void {
+    assert(!this.nodes.has(id), `member ${id} is new`);
+    this.ids = [...this.ids, id].sort();
+    this.disks.set(id, { hardState: { term: 0, vote: null, commit: 0 }, entries: [] });
+    this.applied.set(id, []);
+    this.nodes.set(id, this.createNode(id, undefined));
+  }
+
+  /**
+   * Snapshots `id`'s state machine at its applied index (or `index`) and compacts its log there,
+   * persisting the snapshot as a host would. Returns the snapshot.
+   */
+  compact(id: NodeId, index?: number): Snapshot {
+    const node = this.node(id);
+    const at = index ?? node.status().applied;
+    const state = (this.applied.get(id) as Entry[]).filter((e) => e.index <= at);
+    const snapshot = node.compact(at, encodeAppliedEntries(state));
+    const disk = this.disks.get(id) as MemoryDisk;
+    disk.snapshot = snapshot;
+    disk.entries = disk.entries.filter((e) => e.index > at);
+    return snapshot;
   }
 
   /** The member `id`. */
@@ -155,11 +202,13 @@ export class TestCluster {
     assert(this.crashed.has(id), `member ${id} is crashed`);
     this.crashed.delete(id);
     const disk = this.disks.get(id) as MemoryDisk;
-    this.applied.set(id, []);
-    this.nodes.set(
-      id,
-      this.createNode(id, { hardState: disk.hardState, entries: [...disk.entries] }),
-    );
+    this.applied.set(id, disk.snapshot !== undefined ? decodeAppliedEntries(disk.snapshot.data) : []);
+    const restored: RestoredState = {
+      hardState: disk.hardState,
+      ...(disk.snapshot !== undefined ? { snapshot: disk.snapshot } : {}),
+      entries: [...disk.entries],
+    };
+    this.nodes.set(id, this.createNode(id, restored));
   }
 
   /** Whether `id` is up. */
@@ -175,13 +224,18 @@ export class TestCluster {
       while (node.hasReady()) {
         const rd = node.ready();
         const disk = this.disks.get(id) as MemoryDisk;
+        if (rd.snapshot !== undefined) {
+          disk.snapshot = rd.snapshot;
+          disk.entries = [];
+        }
         if (rd.hardState !== undefined) disk.hardState = rd.hardState;
         const first = rd.entries[0];
         if (first !== undefined) {
-          disk.entries.length = first.index - 1;
+          disk.entries.length = first.index - 1 - (disk.snapshot?.index ?? 0);
           disk.entries.push(...rd.entries);
         }
         for (const message of rd.messages) this.enqueue(message);
+        if (rd.snapshot !== undefined) this.applied.set(id, decodeAppliedEntries(rd.snapshot.data));
         (this.applied.get(id) as Entry[]).push(...rd.committed);
         if (rd.readStates.length > 0) this.reads.set(id, [...(this.reads.get(id) ?? []), ...rd.readStates]);
         node.advance(rd);
