@@ -5,17 +5,29 @@
  * WAL does (DESIGN.md §4). Records are real bytes in the codec's format, checked on load.
  */
 import { assert } from "../lib/assert.ts";
-import { decodeEntries, decodeHardState, encodeEntries, encodeHardState } from "../lib/codec/codec.ts";
-import type { Entry, HardState } from "../lib/raft/messages.ts";
+import {
+  decodeEntries,
+  decodeHardState,
+  decodeSnapshot,
+  encodeEntries,
+  encodeHardState,
+  encodeSnapshot,
+} from "../lib/codec/codec.ts";
+import type { Entry, HardState, Snapshot } from "../lib/raft/messages.ts";
 import type { RestoredState } from "../lib/raft/raft.ts";
 import { crc32c } from "../lib/storage/crc32c.ts";
 import type { Random } from "./random.ts";
 
 const HARD_STATE = 1;
 const ENTRIES = 2;
+/** A snapshot replaces the whole log before it (entries records after it follow on from it). */
+const SNAPSHOT = 3;
+
+/** Bytes a snapshot may decode to on load (the simulator's snapshots are small). */
+const SNAPSHOT_DECODE_BYTES_MAX = 256 * 1024 * 1024;
 
 interface DiskRecord {
-  readonly type: typeof HARD_STATE | typeof ENTRIES;
+  readonly type: typeof HARD_STATE | typeof ENTRIES | typeof SNAPSHOT;
   readonly payload: Uint8Array;
   readonly crc: number;
 }
@@ -37,11 +49,34 @@ export class SimDisk {
   /** Completed syncs. */
   syncs = 0;
 
-  /** Buffers a Ready's hard state and entries; they are durable only after `sync()`. */
-  write(hardState: HardState | undefined, entries: readonly Entry[]): void {
+  /**
+   * Buffers a Ready's snapshot (one installed from the leader), hard state and entries; they are
+   * durable only after `sync()`.
+   */
+  write(hardState: HardState | undefined, entries: readonly Entry[], snapshot?: Snapshot): void {
+    if (snapshot !== undefined) this.pending.push(record(SNAPSHOT, encodeSnapshot(snapshot)));
     if (hardState !== undefined) this.pending.push(record(HARD_STATE, encodeHardState(hardState)));
     if (entries.length > 0) this.pending.push(record(ENTRIES, encodeEntries(entries)));
   }
+
+  /**
+   * Saves a snapshot the member took of its own state and compacts the durable records below it,
+   * as the file WAL does (snapshot written to a temporary file, fsynced, renamed; segments below
+   * it deleted): atomic and durable at once. Only what is already durable is compacted; buffered
+   * records stay buffered.
+   */
+  saveSnapshot(snapshot: Snapshot): void {
+    const state = replay(this.durable);
+    const records: DiskRecord[] = [record(HARD_STATE, encodeHardState(state.hardState)), record(SNAPSHOT, encodeSnapshot(snapshot))];
+    const kept = state.entries.filter((entry) => entry.index > snapshot.index);
+    if (kept.length > 0) records.push(record(ENTRIES, encodeEntries(kept)));
+    this.durable.length = 0;
+    this.durable.push(...records);
+    this.snapshotsSaved += 1;
+  }
+
+  /** Snapshots saved by `saveSnapshot`. */
+  snapshotsSaved = 0;
 
   /** Whether anything is buffered. */
   get dirty(): boolean {
@@ -74,29 +109,39 @@ export class SimDisk {
    * disk never produces, so it is an assertion failure.
    */
   load(): RestoredState {
-    let hardState: HardState = { term: 0, vote: null, commit: 0 };
-    const entries: Entry[] = [];
-    for (let i = 0; i < this.durable.length; i += 1) {
-      const rec = this.durable[i] as DiskRecord;
-      if (crc32c(rec.payload) !== rec.crc) {
-        assert(i === this.durable.length - 1, `corrupt record ${i} is not at the tail`);
-        this.durable.pop();
-        this.tornRecordsCut += 1;
-        break;
-      }
-      if (rec.type === HARD_STATE) {
-        hardState = decodeHardState(rec.payload);
-      } else {
-        const run = decodeEntries(rec.payload);
-        const first = run[0];
-        if (first !== undefined) {
-          entries.length = first.index - 1;
-          entries.push(...run);
-        }
+    const last = this.durable[this.durable.length - 1];
+    if (last !== undefined && crc32c(last.payload) !== last.crc) {
+      this.durable.pop();
+      this.tornRecordsCut += 1;
+    }
+    return replay(this.durable);
+  }
+}
+
+/** Replays records into the state they persist. Any record failing its checksum is corruption. */
+function replay(records: readonly DiskRecord[]): RestoredState {
+  let hardState: HardState = { term: 0, vote: null, commit: 0 };
+  let snapshot: Snapshot | undefined;
+  let entries: Entry[] = [];
+  for (let i = 0; i < records.length; i += 1) {
+    const rec = records[i] as DiskRecord;
+    assert(crc32c(rec.payload) === rec.crc, `record ${i} of ${records.length} is corrupt and not a torn tail`);
+    if (rec.type === HARD_STATE) {
+      hardState = decodeHardState(rec.payload);
+    } else if (rec.type === SNAPSHOT) {
+      snapshot = decodeSnapshot(rec.payload, { bytesMax: SNAPSHOT_DECODE_BYTES_MAX });
+      entries = [];
+    } else {
+      const run = decodeEntries(rec.payload);
+      const first = run[0];
+      if (first !== undefined) {
+        // The run replaces stored entries from its first index on.
+        entries.length = Math.max(0, first.index - 1 - (snapshot?.index ?? 0));
+        entries.push(...run.filter((entry) => entry.index > (snapshot?.index ?? 0)));
       }
     }
-    return { hardState, entries };
   }
+  return snapshot === undefined ? { hardState, entries } : { hardState, snapshot, entries };
 }
 
 function record(type: DiskRecord["type"], payload: Uint8Array): DiskRecord {

@@ -57,6 +57,7 @@ export class KvStore {
    */
   apply(entry: Entry): { command: KvCommand; output: KvOutput } | null {
     this.appliedIndex = entry.index;
+    if (entry.type !== "normal") return null;
     const command = decodeCommand(entry.data);
     if (command === null) return null;
     const session = this.sessions.get(command.client);
@@ -87,6 +88,30 @@ export class KvStore {
   /** The value of `key` now (for reads served by ReadIndex, outside the log). */
   read(key: string): string | null {
     return this.data.get(key) ?? null;
+  }
+
+  /**
+   * The whole state as snapshot bytes: the data, the client sessions and the applied index, in a
+   * canonical (sorted) order so that members at the same index produce the same bytes.
+   */
+  snapshot(): Uint8Array {
+    const data = [...this.data.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const sessions = [...this.sessions.entries()].sort(([a], [b]) => a - b);
+    return encoder.encode(JSON.stringify({ appliedIndex: this.appliedIndex, data, sessions }));
+  }
+
+  /** A store holding the state of snapshot `bytes` (from {@link KvStore.snapshot}). */
+  static fromSnapshot(bytes: Uint8Array): KvStore {
+    const state = JSON.parse(decoder.decode(bytes)) as {
+      appliedIndex: number;
+      data: [string, string][];
+      sessions: [number, { seq: number; output: KvOutput }][];
+    };
+    const store = new KvStore();
+    store.appliedIndex = state.appliedIndex;
+    for (const [key, value] of state.data) store.data.set(key, value);
+    for (const [client, session] of state.sessions) store.sessions.set(client, session);
+    return store;
   }
 
   /** A canonical rendering of the whole state (sorted), to compare members. */

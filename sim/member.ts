@@ -3,10 +3,11 @@
  * (persist -> send -> apply -> advance), over a simulated disk whose fsync takes time and a clock
  * that drifts. Client requests arrive as messages; answers leave once their entry is applied.
  */
-import { NotLeaderError, ProposalDroppedError } from "../lib/errors.ts";
-import type { Entry, Message } from "../lib/raft/messages.ts";
+import { ConfChangeError, NotLeaderError, ProposalDroppedError } from "../lib/errors.ts";
+import type { ConfChangeOp } from "../lib/raft/conf.ts";
+import type { Entry, Message, Snapshot } from "../lib/raft/messages.ts";
 import type { RaftConfigInput } from "../lib/raft/config.ts";
-import { RaftNode, type Ready } from "../lib/raft/raw-node.ts";
+import { RaftNode, type RaftStatus, type Ready } from "../lib/raft/raw-node.ts";
 import type { Role } from "../lib/raft/raft.ts";
 import type { SimClock } from "./clock.ts";
 import { SimDisk } from "./disk.ts";
@@ -38,6 +39,18 @@ export interface MemberHost {
   onRole(member: SimMember, role: Role, term: number, leader: string | null): void;
   onCommit(member: SimMember, commit: number): void;
   onApply(member: SimMember, entry: Entry): void;
+  /** The committed entries 1..`index` as the world has seen them (the prefix a snapshot stands for). */
+  committedPrefix(index: number): Entry[];
+  /** `member` persisted and installed a snapshot received from the leader. */
+  onSnapshotInstalled(member: SimMember, snapshot: Snapshot): void;
+  /** `member`, leading, appended configuration entry `entry` (its log and applied index as of now). */
+  onConfAppend(member: SimMember, entry: Entry): void;
+}
+
+/** When members compact their logs. */
+export interface CompactionPolicy {
+  /** Take a snapshot once this many entries were applied since the last one; 0: never. */
+  readonly compactEveryEntries: number;
 }
 
 /** A get waiting for its read index to be confirmed and applied. */
@@ -70,6 +83,12 @@ export class SimMember {
   leader: string | null = null;
   /** Incremented on every crash, so that events scheduled before it are ignored after. */
   generation = 0;
+  /** Counters of earlier incarnations (a restart starts the core's counters from zero). */
+  private readonly pastCounters = { snapshotsSent: 0, snapshotsInstalled: 0 };
+  /** Snapshots this member took of its own state. */
+  snapshotsTaken = 0;
+  /** The index of the member's latest snapshot (taken or installed). */
+  private snapshotIndex = 0;
   private persisting: Ready | null = null;
   private readonly proposals = new Map<number, PendingProposal>();
   /** Gets served by ReadIndex, by request id, in arrival order. */
@@ -82,7 +101,13 @@ export class SimMember {
     private readonly host: MemberHost,
     /** Serve gets through ReadIndex rather than through the log. */
     private readonly readIndexGets: boolean,
+    private readonly compaction: CompactionPolicy = { compactEveryEntries: 0 },
   ) {}
+
+  /** The core's status, or `undefined` while the member is down. */
+  status(): RaftStatus | undefined {
+    return this.node?.status();
+  }
 
   /** Whether the member is running. */
   get up(): boolean {
@@ -93,8 +118,12 @@ export class SimMember {
   start(): void {
     const restored = this.disk.load();
     this.node = new RaftNode(this.config, restored);
-    this.kv = new KvStore();
-    this.log = [...restored.entries];
+    const snapshot = restored.snapshot;
+    this.kv = snapshot !== undefined ? KvStore.fromSnapshot(snapshot.data) : new KvStore();
+    this.snapshotIndex = snapshot?.index ?? 0;
+    // The observer's view of the log: what the snapshot stands for, then the entries after it.
+    this.log = snapshot !== undefined ? this.host.committedPrefix(snapshot.index) : [];
+    this.log.push(...restored.entries);
     this.commit = restored.hardState.commit;
     this.term = restored.hardState.term;
     this.role = "follower";
@@ -104,6 +133,11 @@ export class SimMember {
 
   /** Crashes the member: volatile state is lost, and the disk keeps only what was synced. */
   crash(): void {
+    const counters = this.node?.status().counters;
+    if (counters !== undefined) {
+      this.pastCounters.snapshotsSent += counters.snapshotsSent;
+      this.pastCounters.snapshotsInstalled += counters.snapshotsInstalled;
+    }
     this.node = null;
     this.persisting = null;
     this.proposals.clear();
@@ -153,6 +187,33 @@ export class SimMember {
     this.processReady();
   }
 
+  /** Snapshot transfers begun and snapshots installed, over every incarnation. */
+  snapshotCounters(): { sent: number; installed: number } {
+    const counters = this.node?.status().counters;
+    return {
+      sent: this.pastCounters.snapshotsSent + (counters?.snapshotsSent ?? 0),
+      installed: this.pastCounters.snapshotsInstalled + (counters?.snapshotsInstalled ?? 0),
+    };
+  }
+
+  /**
+   * Asks this member (a leader) to change the membership. Returns the refusal's reason, or `null`
+   * when the change was appended.
+   */
+  proposeConfChange(ops: readonly ConfChangeOp[]): string | null {
+    const node = this.node;
+    if (node === null) return "down";
+    try {
+      node.proposeConfChange(ops);
+    } catch (error) {
+      if (ConfChangeError.is(error)) return error.reason;
+      if (NotLeaderError.is(error) || ProposalDroppedError.is(error)) return error.code;
+      throw error;
+    }
+    this.processReady();
+    return null;
+  }
+
   /** Asks this member (a leader) to hand leadership to `to`; ignored if it no longer leads. */
   transferLeadership(to: string): void {
     const node = this.node;
@@ -172,11 +233,11 @@ export class SimMember {
       const rd = node.ready();
       this.observe(rd);
       if (rd.sendBeforePersist) for (const m of rd.messages) this.host.sendRaft(m);
-      if (rd.hardState === undefined && rd.entries.length === 0) {
+      if (rd.hardState === undefined && rd.entries.length === 0 && rd.snapshot === undefined) {
         this.finish(rd);
         continue;
       }
-      this.disk.write(rd.hardState, rd.entries);
+      this.disk.write(rd.hardState, rd.entries, rd.snapshot);
       this.persisting = rd;
       const generation = this.generation;
       this.host.scheduleSync(this, () => {
@@ -191,6 +252,7 @@ export class SimMember {
 
   /** Records what a Ready says about the member before anything is done with it. */
   private observe(rd: Ready): void {
+    if (rd.snapshot !== undefined) this.log = this.host.committedPrefix(rd.snapshot.index);
     const first = rd.entries[0];
     if (first !== undefined) {
       this.log.length = first.index - 1;
@@ -206,6 +268,9 @@ export class SimMember {
       if (leaderChanged) this.abandonUnconfirmedReads();
       this.host.onRole(this, this.role, this.term, this.leader);
     }
+    if (this.role === "leader") {
+      for (const entry of rd.entries) if (entry.type === "confChange") this.host.onConfAppend(this, entry);
+    }
   }
 
   /** After persistence: send, apply, advance. */
@@ -217,6 +282,11 @@ export class SimMember {
       this.commit = rd.hardState.commit;
       this.host.onCommit(this, this.commit);
     }
+    if (rd.snapshot !== undefined) {
+      this.kv = KvStore.fromSnapshot(rd.snapshot.data);
+      this.snapshotIndex = rd.snapshot.index;
+      this.host.onSnapshotInstalled(this, rd.snapshot);
+    }
     for (const entry of rd.committed) this.apply(entry);
     for (const state of rd.readStates) {
       const read = this.reads.get(state.requestId);
@@ -224,6 +294,18 @@ export class SimMember {
     }
     this.serveReads();
     node.advance(rd);
+    this.maybeCompact(node);
+  }
+
+  /** Takes a snapshot of the store and compacts the log, per the compaction policy. */
+  private maybeCompact(node: RaftNode): void {
+    const every = this.compaction.compactEveryEntries;
+    const applied = this.kv.appliedIndex;
+    if (every === 0 || applied - this.snapshotIndex < every) return;
+    const snapshot = node.compact(applied, this.kv.snapshot());
+    this.disk.saveSnapshot(snapshot);
+    this.snapshotIndex = applied;
+    this.snapshotsTaken += 1;
   }
 
   /**
@@ -279,7 +361,9 @@ export class SimMember {
   committedCommandKeys(): Set<string> {
     const keys = new Set<string>();
     for (let i = 0; i < Math.min(this.commit, this.log.length); i += 1) {
-      const command = decodeCommand((this.log[i] as Entry).data);
+      const entry = this.log[i] as Entry;
+      if (entry.type !== "normal") continue;
+      const command = decodeCommand(entry.data);
       if (command !== null) keys.add(commandKey(command));
     }
     return keys;

@@ -60,6 +60,23 @@ export interface SimOptions {
   readonly reads: "log" | "readIndex" | "lease";
   /** Leadership transfers the leader is asked to make; 0 for none. Mean time between them. */
   readonly transferMeanIntervalMs: number;
+  /** Log compaction and InstallSnapshot. */
+  readonly snapshots: {
+    /** Whether members compact their logs (when off, no snapshot is ever taken or sent). */
+    readonly enabled: boolean;
+    /** A member snapshots its state once it applied this many entries since its last snapshot. */
+    readonly compactEveryEntries: number;
+    /** `snapshotChunkBytes`: small values make transfers take many chunks. */
+    readonly chunkBytes: number;
+    /** `snapshotChunksInflightMax`. */
+    readonly chunksInflightMax: number;
+  };
+  /** Membership changes the leader is asked to make during the safety phase. */
+  readonly membership: {
+    readonly enabled: boolean;
+    /** Mean time between change requests (exponential). */
+    readonly meanIntervalMs: number;
+  };
   readonly workload: {
     readonly clients: number;
     readonly keys: number;
@@ -148,5 +165,12 @@ export function drawOptions(seed: number, overrides: SimOptionOverrides = {}): S
   const leaseAllowed = options.checkQuorum && !options.clocks.exceedDrift;
   const reads: SimOptions["reads"] = readRoll < 0.3 ? "log" : readRoll < 0.8 || !leaseAllowed ? "readIndex" : "lease";
   const transferMeanIntervalMs = random.chance(0.5) ? random.int(500, 5000) : 0;
-  return { ...options, reads, transferMeanIntervalMs };
+  const snapshots = {
+    enabled: random.chance(0.6),
+    compactEveryEntries: random.pick([8, 32, 128]),
+    chunkBytes: random.pick([64, 512, 4096]),
+    chunksInflightMax: random.pick([1, 2, 4]),
+  };
+  const membership = { enabled: random.chance(0.5), meanIntervalMs: random.int(300, 3000) };
+  return { ...options, reads, transferMeanIntervalMs, snapshots, membership };
 }

@@ -6,7 +6,8 @@
  * requires the cluster to recover within a stated bound.
  */
 import { AssertionFailure } from "../lib/assert.ts";
-import { MESSAGE_TYPES, type Entry, type Message } from "../lib/raft/messages.ts";
+import { confMembers, confVoters, isJoint, type ConfChangeOp } from "../lib/raft/conf.ts";
+import { MESSAGE_TYPES, type Entry, type Message, type Snapshot } from "../lib/raft/messages.ts";
 import type { Role } from "../lib/raft/raft.ts";
 import { SimClient } from "./client.ts";
 import { SimClock } from "./clock.ts";
@@ -19,6 +20,7 @@ import {
   checkLiveness,
   type Violation,
 } from "./checkers/raft-safety.ts";
+import { ConfChangeInFlight, ConfigElectionSafety } from "./checkers/membership.ts";
 import { EventQueue } from "./event-queue.ts";
 import type { Operation, TraceEvent } from "./history.ts";
 import { commandKey } from "./kv.ts";
@@ -50,6 +52,18 @@ export interface SimStats {
   reads: number;
   /** Leadership transfers requested of a leader (they may be abandoned). */
   leaderTransfers: number;
+  /** Snapshot transfers leaders began (InstallSnapshot). */
+  snapshotsSent: number;
+  /** Snapshots members received from a leader and installed. */
+  snapshotsInstalled: number;
+  /** Snapshots members took of their own state (log compactions). */
+  snapshotsTaken: number;
+  /** Configuration entries committed (a joint change commits two). */
+  confChanges: number;
+  /** Members added to the cluster during the run. */
+  membersAdded: number;
+  /** Members removed from the configuration and then stopped. */
+  membersRetired: number;
   /** Violations beyond {@link VIOLATIONS_MAX}, counted but not recorded. */
   violationsDropped: number;
 }
@@ -90,17 +104,24 @@ export interface RunOptions {
  * - for the member furthest behind, its missing entries streamed at the flow-control window: one
  *   window (`inflightMessagesMax` appends of `messageBytesMax`, at least one entry each) per
  *   worst-case round trip (twice the maximal latency and jitter, plus the slowest fsync),
+ * - for a member behind the leader's compaction point, the snapshot streamed one window of chunks
+ *   per round trip,
  * a leader is known to every member, every pending client operation completes and every member
- * applies the same state. `lagEntries` is that member's distance behind the longest log at healing.
+ * applies the same state. `lagEntries` is that member's distance behind the longest log at healing,
+ * `snapshotBytes` the largest snapshot a member may need.
  */
-export function livenessBoundUs(options: SimOptions, lagEntries = 0): number {
+export function livenessBoundUs(options: SimOptions, lagEntries = 0, snapshotBytes = 0): number {
   const electionTimeoutMaxUs = 2 * options.electionTicks * options.tickMs * 1000;
   const roundTripUs = 2 * (options.network.latencyUsMax + options.network.jitterUs) + options.disk.fsyncUsMax;
   // Simulated commands are small (under 128 bytes with overhead): a message holds at least one.
   const entriesPerMessage = Math.max(1, Math.floor(options.messageBytesMax / 128));
   const entriesPerRoundTrip = options.inflightMessagesMax * entriesPerMessage;
   const catchUpUs = Math.ceil(lagEntries / entriesPerRoundTrip) * roundTripUs;
-  return 20 * electionTimeoutMaxUs + 4 * options.workload.requestTimeoutMs * 1000 + catchUpUs;
+  // A member behind the leader's compaction point receives the snapshot instead: one window of
+  // chunks per round trip, plus the probe that finds it needs one and the append that follows.
+  const chunksPerRoundTrip = options.snapshots.chunkBytes * options.snapshots.chunksInflightMax;
+  const snapshotUs = snapshotBytes > 0 ? (Math.ceil(snapshotBytes / chunksPerRoundTrip) + 2) * roundTripUs : 0;
+  return 20 * electionTimeoutMaxUs + 4 * options.workload.requestTimeoutMs * 1000 + catchUpUs + snapshotUs;
 }
 
 /** One scheduled fault. `atMs` is simulated true time within the safety phase. */
@@ -128,7 +149,12 @@ const SAFETY_CHECKERS: ReadonlySet<string> = new Set([
   "state-machine-safety",
   "leader-completeness",
   "assertion",
+  "one-conf-change-in-flight",
+  "config-election-safety",
 ]);
+
+/** Member ids a run may use (n1..n9): the cluster's initial members and those added later. */
+const MEMBERS_MAX = 9;
 
 /** Stops the run loop after an assertion failure in a member. */
 class RunAborted extends Error {}
@@ -150,10 +176,21 @@ class Simulation implements MemberHost {
   private readonly logMatching: LogMatching;
   private readonly committedLog: CommittedLog;
   private readonly durableAcks: DurableAcks;
+  private readonly confInFlight: ConfChangeInFlight;
+  private readonly configElection: ConfigElectionSafety;
+  /** Randomness for members created during the run (their clocks and cores). */
+  private readonly root: Random;
+  private readonly clockRandom: Random;
+  /** Members stopped for good after their removal from the configuration was committed. */
+  private readonly retired = new Set<string>();
+  /** Member ids handed out so far (n1, n2, ...). */
+  private membersCreated = 0;
   private readonly stats: SimStats = {
     events: 0, simulatedMs: 0, wallMs: 0, eventsPerSecond: 0, speedup: 0, messages: 0,
     messagesDropped: 0, elections: 0, commits: 0, clientOps: 0, clientOpsUnknown: 0, crashes: 0,
-    partitions: 0, tornWrites: 0, fsyncs: 0, reads: 0, leaderTransfers: 0, violationsDropped: 0,
+    partitions: 0, tornWrites: 0, fsyncs: 0, reads: 0, leaderTransfers: 0, snapshotsSent: 0,
+    snapshotsInstalled: 0, snapshotsTaken: 0, confChanges: 0, membersAdded: 0, membersRetired: 0,
+    violationsDropped: 0,
   };
   /** Set by the first safety violation: the event loop stops at the next event. */
   private aborted = false;
@@ -181,20 +218,26 @@ class Simulation implements MemberHost {
     this.committedLog = new CommittedLog(report);
     this.durableAcks = new DurableAcks(report);
     this.memberIds = Array.from({ length: options.members }, (_, i) => `n${i + 1}`);
-    this.createMembers(root);
+    this.membersCreated = options.members;
+    this.confInFlight = new ConfChangeInFlight(report);
+    this.configElection = new ConfigElectionSafety(report, { voters: [...this.memberIds], outgoing: [], learners: [] });
+    this.root = root;
+    this.clockRandom = root.fork("clocks");
+    for (const id of this.memberIds) this.createMember(id, [...this.memberIds]);
     this.createClients(root);
   }
 
-  private createMembers(root: Random): void {
-    const clocks = root.fork("clocks");
+  /** Creates member `id`: `voters` is its first configuration, empty for a member that joins. */
+  private createMember(id: string, voters: readonly string[]): SimMember {
+    const clocks = this.clockRandom;
     const rho = this.options.clocks.clockDriftMax;
-    for (const id of this.memberIds) {
-      const raftRandom = root.fork(`raft:${id}`);
+    {
+      const raftRandom = this.root.fork(`raft:${id}`);
       const drift = this.options.clocks.exceedDrift && clocks.chance(0.5) ? clocks.between(2, 10) * rho : rho;
       const clock = new SimClock(clocks.int(0, 10_000_000), 1 + clocks.between(-drift, drift));
       const config = {
         id,
-        voters: this.memberIds,
+        voters,
         random: () => raftRandom.next(),
         electionTicks: this.options.electionTicks,
         heartbeatTicks: this.options.heartbeatTicks,
@@ -204,8 +247,13 @@ class Simulation implements MemberHost {
         inflightMessagesMax: this.options.inflightMessagesMax,
         readOnly: this.options.reads === "lease" ? ("lease" as const) : ("safe" as const),
         clockDriftMax: this.options.clocks.clockDriftMax,
+        snapshotChunkBytes: this.options.snapshots.chunkBytes,
+        snapshotChunksInflightMax: this.options.snapshots.chunksInflightMax,
       };
-      this.members.set(id, new SimMember(id, clock, config, this, this.options.reads !== "log"));
+      const compaction = { compactEveryEntries: this.options.snapshots.enabled ? this.options.snapshots.compactEveryEntries : 0 };
+      const member = new SimMember(id, clock, config, this, this.options.reads !== "log", compaction);
+      this.members.set(id, member);
+      return member;
     }
   }
 
@@ -236,6 +284,7 @@ class Simulation implements MemberHost {
       if (this.options.crashes.enabled) this.scheduleNextCrash();
     }
     if (this.options.transferMeanIntervalMs > 0) this.scheduleNextTransfer();
+    if (this.options.membership.enabled) this.scheduleNextConfChange();
     this.recordPhase("safety");
     const safetyEndUs = this.options.safetyTicks * this.options.tickMs * 1000;
     try {
@@ -278,15 +327,19 @@ class Simulation implements MemberHost {
     this.phase = "liveness";
     this.recordPhase("liveness");
     this.heal();
-    for (const member of this.members.values()) if (!member.up) this.restartMember(member);
+    for (const member of this.members.values()) {
+      if (!member.up && !this.retired.has(member.id)) this.restartMember(member);
+    }
     this.network.options = { ...this.network.options, lossRate: 0, duplicateRate: 0, reorderRate: 0 };
     for (const client of this.clients) {
       client.accepting = false;
       client.patient = true;
     }
-    const longest = Math.max(...[...this.members.values()].map((m) => m.log.length));
-    const lagEntries = Math.max(...[...this.members.values()].map((m) => longest - m.kv.appliedIndex));
-    const boundUs = livenessBoundUs(this.options, lagEntries);
+    const active = this.activeMembers();
+    const longest = Math.max(...active.map((m) => m.log.length));
+    const lagEntries = Math.max(...active.map((m) => longest - m.kv.appliedIndex));
+    const snapshotBytes = this.options.snapshots.enabled ? Math.max(...active.map((m) => m.kv.snapshot().byteLength)) : 0;
+    const boundUs = livenessBoundUs(this.options, lagEntries, snapshotBytes);
     let leaderAt: number | null = null;
     let opsDoneAt: number | null = null;
     let convergedAt: number | null = null;
@@ -300,14 +353,23 @@ class Simulation implements MemberHost {
     for (const v of checkLiveness({ healedAt, boundUs, leaderAt, opsDoneAt, convergedAt })) this.violate(v);
   }
 
+  /**
+   * The members the liveness phase waits for: those of the latest committed configuration (voters
+   * of both halves and learners) that have not been retired.
+   */
+  private activeMembers(): SimMember[] {
+    const ids = confMembers(this.configElection.committedConf);
+    return ids.filter((id) => !this.retired.has(id)).map((id) => this.members.get(id) as SimMember);
+  }
+
   private leaderKnownToAll(): boolean {
-    const members = [...this.members.values()];
+    const members = this.activeMembers();
     const leader = members.find((m) => m.role === "leader");
     return leader !== undefined && members.every((m) => m.leader === leader.id && m.term === leader.term);
   }
 
   private converged(): boolean {
-    const members = [...this.members.values()];
+    const members = this.activeMembers();
     const first = members[0] as SimMember;
     const index = first.kv.appliedIndex;
     const fingerprint = first.kv.fingerprint();
@@ -316,7 +378,7 @@ class Simulation implements MemberHost {
 
   private finalChecks(): void {
     this.logMatching.check(this.time, this.logs());
-    for (const member of this.members.values()) {
+    for (const member of this.activeMembers()) {
       if (member.up) this.durableAcks.check(this.time, member.id, member.committedCommandKeys());
     }
     for (const client of this.clients) {
@@ -339,13 +401,23 @@ class Simulation implements MemberHost {
     for (const member of this.members.values()) {
       this.stats.fsyncs += member.disk.syncs;
       this.stats.reads += member.readsServed;
+      const snapshots = member.snapshotCounters();
+      this.stats.snapshotsSent += snapshots.sent;
+      this.stats.snapshotsInstalled += snapshots.installed;
+      this.stats.snapshotsTaken += member.snapshotsTaken;
     }
   }
 
   private logs(): Map<string, readonly Entry[]> {
     const logs = new Map<string, readonly Entry[]>();
     for (const member of this.members.values()) {
-      logs.set(member.id, member.up ? member.log : member.disk.load().entries);
+      if (member.up) {
+        logs.set(member.id, member.log);
+        continue;
+      }
+      const restored = member.disk.load();
+      const prefix = restored.snapshot !== undefined ? this.committedPrefix(restored.snapshot.index) : [];
+      logs.set(member.id, [...prefix, ...restored.entries]);
     }
     return logs;
   }
@@ -397,7 +469,10 @@ class Simulation implements MemberHost {
     if (this.trace.keeping) {
       this.keep({ t: this.time, kind: "send", id, from: message.from, to: message.to, type: message.type, term: message.term, detail: describe(message) });
     }
-    this.deliver(id, message.from, message.to, () => this.members.get(message.to)?.step(message));
+    this.deliver(id, message.from, message.to, () => {
+      if (message.type === "voteResponse" && !message.reject) this.configElection.onGrant(message.term, message.to, message.from);
+      this.members.get(message.to)?.step(message);
+    });
   }
 
   reply(member: string, client: number, reply: ClientReply): void {
@@ -455,12 +530,59 @@ class Simulation implements MemberHost {
     if (role === "leader") {
       this.electionSafety.onLeader(this.time, term, member.id);
       this.committedLog.onLeader(this.time, term, member.id, member.log);
+      this.configElection.onLeader(this.time, term, member.id);
     }
   }
 
   onCommit(member: SimMember, commit: number): void {
+    const before = this.committedLog.commitIndex;
     this.committedLog.onCommit(this.time, member.id, commit, member.log);
     this.keep({ t: this.time, kind: "commit", member: member.id, index: commit });
+    if (this.committedLog.commitIndex > before) this.onNewlyCommitted(this.committedLog.entries().slice(before));
+  }
+
+  /** Follows configuration entries as they commit; retires members the new configuration removed. */
+  private onNewlyCommitted(entries: readonly Entry[]): void {
+    const before = this.configElection.committedConf;
+    this.configElection.onCommitted(entries);
+    for (const entry of entries) if (entry.type === "confChange") this.stats.confChanges += 1;
+    const conf = this.configElection.committedConf;
+    if (conf === before || isJoint(conf)) return;
+    const members = new Set(confMembers(conf));
+    for (const id of this.memberIds) {
+      if (members.has(id) || !confMembers(before).includes(id)) continue;
+      // Removed for good: give it an election timeout to hear of it, then stop it, as an operator
+      // would (a removed member that never learns of its removal could otherwise keep campaigning).
+      const member = this.members.get(id) as SimMember;
+      this.at(this.time + 2 * this.options.electionTicks * this.options.tickMs * 1000, () => this.retire(member));
+    }
+  }
+
+  private retire(member: SimMember): void {
+    if (this.retired.has(member.id) || confMembers(this.configElection.committedConf).includes(member.id)) return;
+    if (member.up) {
+      member.disk.crash(this.faults, false);
+      member.crash();
+    }
+    this.retired.add(member.id);
+    const at = this.memberIds.indexOf(member.id);
+    if (at >= 0) this.memberIds.splice(at, 1);
+    this.stats.membersRetired += 1;
+    this.mix(13, member.id);
+    this.keep({ t: this.time, kind: "crash", member: member.id });
+  }
+
+  committedPrefix(index: number): Entry[] {
+    return this.committedLog.entries().slice(0, index);
+  }
+
+  onSnapshotInstalled(member: SimMember, snapshot: Snapshot): void {
+    this.committedLog.onSnapshot(this.time, member.id, snapshot.index, snapshot.term);
+    this.mix(14, member.id, snapshot.index);
+  }
+
+  onConfAppend(member: SimMember, entry: Entry): void {
+    this.confInFlight.onAppend(this.time, member.id, entry, member.log, member.kv.appliedIndex);
   }
 
   onApply(member: SimMember, entry: Entry): void {
@@ -535,14 +657,15 @@ class Simulation implements MemberHost {
     const c = this.options.crashes;
     this.at(this.time + Math.floor(this.faults.exponential(c.meanIntervalMs * 1000)), () => {
       if (this.phase !== "safety") return;
-      const down = [...this.members.values()].filter((m) => !m.up).length;
-      const up = [...this.members.values()].filter((m) => m.up);
+      const candidates = this.activeMembers();
+      const down = candidates.filter((m) => !m.up).length;
+      const up = candidates.filter((m) => m.up);
       // Keep a majority up most of the time, so that the run is not all waiting.
-      if (down < Math.floor((this.options.members - 1) / 2) + (this.faults.chance(0.1) ? 1 : 0) && up.length > 0) {
+      if (down < Math.floor((candidates.length - 1) / 2) + (this.faults.chance(0.1) ? 1 : 0) && up.length > 0) {
         const victim = this.faults.pick(up);
         this.crashMember(victim);
         this.at(this.time + this.faults.int(1, c.downMsMax * 1000), () => {
-          if (!victim.up) this.restartMember(victim);
+          if (!victim.up && !this.retired.has(victim.id)) this.restartMember(victim);
         });
       }
       this.scheduleNextCrash();
@@ -554,15 +677,77 @@ class Simulation implements MemberHost {
     const meanUs = this.options.transferMeanIntervalMs * 1000;
     this.at(this.time + Math.max(1, Math.floor(this.faults.exponential(meanUs))), () => {
       if (this.phase !== "safety") return;
-      const leader = [...this.members.values()].find((m) => m.up && m.role === "leader");
-      if (leader !== undefined) {
-        const target = this.faults.pick(this.memberIds.filter((id) => id !== leader.id));
+      const leader = this.currentLeader();
+      const voters = leader?.status()?.config.voters.filter((id) => id !== leader.id) ?? [];
+      if (leader !== undefined && voters.length > 0) {
+        const target = this.faults.pick(voters);
         leader.transferLeadership(target);
         this.stats.leaderTransfers += 1;
         this.mix(12, leader.id, target);
       }
       this.scheduleNextTransfer();
     });
+  }
+
+  private currentLeader(): SimMember | undefined {
+    return [...this.members.values()].find((m) => m.up && m.role === "leader");
+  }
+
+  /**
+   * Asks the leader, now and then, to change the membership: add a new member as a learner,
+   * promote a learner that has caught up (sometimes removing a voter in the same joint change),
+   * remove a voter (possibly itself), or remove a learner. Voters stay between 3 and 7.
+   */
+  private scheduleNextConfChange(): void {
+    const meanUs = this.options.membership.meanIntervalMs * 1000;
+    this.at(this.time + Math.max(1, Math.floor(this.faults.exponential(meanUs))), () => {
+      if (this.phase !== "safety") return;
+      this.scheduleNextConfChange();
+      const leader = this.currentLeader();
+      const status = leader?.status();
+      if (leader === undefined || status === undefined || isJoint(status.config)) return;
+      const ops = this.drawConfChange(status.config, status.matched ?? {}, status.commit);
+      if (ops === null) return;
+      const refused = leader.proposeConfChange(ops);
+      this.mix(15, leader.id, ops.length, refused === null ? 1 : 0);
+    });
+  }
+
+  private drawConfChange(
+    conf: { readonly voters: readonly string[]; readonly learners: readonly string[] },
+    matched: Readonly<Record<string, number>>,
+    commit: number,
+  ): ConfChangeOp[] | null {
+    const voters = conf.voters;
+    const caughtUp = conf.learners.filter((id) => (matched[id] ?? 0) + 8 >= commit);
+    const choices: string[] = [];
+    if (caughtUp.length > 0 && voters.length < 7) choices.push("promote");
+    if (voters.length > 3) choices.push("remove");
+    if (conf.learners.length > 0) choices.push("removeLearner");
+    if (conf.learners.length < 2 && this.membersCreated < MEMBERS_MAX) choices.push("add", "add");
+    if (choices.length === 0) return null;
+    const remove = (): ConfChangeOp => ({ kind: "remove", id: this.faults.pick(voters) });
+    switch (this.faults.pick(choices)) {
+      case "promote": {
+        const ops: ConfChangeOp[] = [{ kind: "addVoter", id: this.faults.pick(caughtUp) }];
+        if (voters.length > 3 && this.faults.chance(0.5)) ops.push(remove());
+        return ops;
+      }
+      case "remove":
+        return [remove()];
+      case "removeLearner":
+        return [{ kind: "remove", id: this.faults.pick(conf.learners) }];
+      default: {
+        this.membersCreated += 1;
+        const id = `n${this.membersCreated}`;
+        const member = this.createMember(id, []);
+        this.memberIds.push(id);
+        this.startMember(member);
+        this.stats.membersAdded += 1;
+        this.keep({ t: this.time, kind: "restart", member: id });
+        return [{ kind: "addLearner", id }];
+      }
+    }
   }
 
   // Plumbing --------------------------------------------------------------------------------------

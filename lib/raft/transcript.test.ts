@@ -14,7 +14,6 @@ const rewrite = process.env.ORRERY_REWRITE === "1";
 for (const file of readdirSync(dir).filter((f) => f.endsWith(".txt")).sort()) {
   describe(`transcript ${file}`, () => {
     const source = readFileSync(`${dir}${file}`, "utf8");
-    const header = source.slice(0, source.search(/^[^#\n]/m));
     const cases = parseTranscript(source);
     const runner = new TranscriptRunner();
     const outputs: string[] = [];
@@ -27,7 +26,7 @@ for (const file of readdirSync(dir).filter((f) => f.endsWith(".txt")).sort()) {
     }
     if (rewrite) {
       it("rewrites the expected output", () => {
-        writeFileSync(`${dir}${file}`, renderTranscript(cases, outputs, header));
+        writeFileSync(`${dir}${file}`, renderTranscript(cases, outputs));
       });
     }
   });

@@ -15,14 +15,32 @@
  * ```
  */
 import { assert } from "../assert.ts";
-import { decodeConfState, describeConf } from "./conf.ts";
+import { decodeConfState, describeConf, type ConfChangeOp } from "./conf.ts";
 import type { Entry, Message, NodeId } from "./messages.ts";
 import { TestCluster, bytes, lcg, text } from "./testing.ts";
+
+/** A `drop-next` rule: messages matching it are lost on delivery, `count` more times. */
+interface DropRule {
+  readonly type: Message["type"];
+  readonly from?: NodeId;
+  readonly to?: NodeId;
+  readonly offset?: number;
+  count: number;
+}
+
+/** The `conf` command's operation names. */
+const CONF_OPS: Readonly<Record<string, ConfChangeOp["kind"]>> = {
+  "add-voter": "addVoter",
+  "add-learner": "addLearner",
+  remove: "remove",
+};
 
 /** One command of a transcript with the output it expects. */
 export interface TranscriptCase {
   /** 1-based line of the command. */
   readonly line: number;
+  /** The comment and blank lines between the previous case and this command, kept on rewrite. */
+  readonly leading: readonly string[];
   readonly command: string;
   readonly args: readonly string[];
   readonly expected: string;
@@ -32,6 +50,7 @@ export interface TranscriptCase {
 export function parseTranscript(source: string): TranscriptCase[] {
   const lines = source.split("\n");
   const cases: TranscriptCase[] = [];
+  let leadingFrom = 0;
   let i = 0;
   while (i < lines.length) {
     const raw = (lines[i] as string).trim();
@@ -40,6 +59,7 @@ export function parseTranscript(source: string): TranscriptCase[] {
       continue;
     }
     const line = i + 1;
+    const leading = lines.slice(leadingFrom, i);
     const [command, ...args] = raw.split(/\s+/) as [string, ...string[]];
     i += 1;
     assert(lines[i]?.trim() === "----", `line ${line + 1}: "----" follows the command`);
@@ -49,15 +69,22 @@ export function parseTranscript(source: string): TranscriptCase[] {
       output.push(lines[i] as string);
       i += 1;
     }
-    cases.push({ line, command, args, expected: output.join("\n") });
+    cases.push({ line, leading, command, args, expected: output.join("\n") });
+    leadingFrom = i;
   }
   return cases;
 }
 
-/** Renders cases back into a transcript, with `outputs` replacing the expected output. */
-export function renderTranscript(cases: readonly TranscriptCase[], outputs: readonly string[], header: string): string {
-  const blocks = cases.map((c, i) => `${[c.command, ...c.args].join(" ")}\n----\n${outputs[i] ?? ""}`);
-  return `${header}${blocks.join("\n\n")}\n`;
+/**
+ * Renders cases back into a transcript, with `outputs` replacing the expected output. Comments
+ * (the file's header among them) stay where they were, above the command they precede.
+ */
+export function renderTranscript(cases: readonly TranscriptCase[], outputs: readonly string[]): string {
+  const lines: string[] = [];
+  cases.forEach((c, i) => {
+    lines.push(...c.leading, [c.command, ...c.args].join(" "), "----", ...(outputs[i] ?? "").split("\n"));
+  });
+  return `${lines.join("\n")}\n`;
 }
 
 /** Describes a message in one line, the way transcripts show traffic. */
@@ -65,7 +92,7 @@ export function describeMessage(m: Message): string {
   const head = `${m.from}->${m.to} ${m.type} term=${m.term}`;
   switch (m.type) {
     case "append": {
-      const entries = m.entries.map((e) => `${e.index}/${e.term}${describeData(e)}`);
+      const entries = m.entries.map(describeEntry);
       return `${head} prev=${m.prevIndex}/${m.prevTerm} commit=${m.commit} entries=[${entries.join(" ")}]`;
     }
     case "appendResponse":
@@ -95,6 +122,20 @@ export function describeMessage(m: Message): string {
   }
 }
 
+/** An entry as transcripts show it: `index/term`, then its data. */
+function describeEntry(entry: Entry): string {
+  return `${entry.index}/${entry.term}${describeData(entry)}`;
+}
+
+/** Whether `message` is one a `drop-next` rule is to lose. */
+function matchesRule(rule: DropRule, message: Message): boolean {
+  if (rule.type !== message.type) return false;
+  if (rule.from !== undefined && rule.from !== message.from) return false;
+  if (rule.to !== undefined && rule.to !== message.to) return false;
+  if (rule.offset !== undefined && (message.type !== "snapshot" || message.offset !== rule.offset)) return false;
+  return true;
+}
+
 /** An entry's data as transcripts show it: the text of a command, or `conf(...)` for a configuration. */
 function describeData(entry: Entry): string {
   if (entry.type === "confChange") {
@@ -106,13 +147,35 @@ function describeData(entry: Entry): string {
 
 /**
  * Runs transcript commands against an in-memory cluster. Commands:
- * `cluster <ids...> [key=value config...]`, `campaign <id>`, `propose <id> <text>`,
- * `transfer <from> <to>`, `read <id> <requestId>`, `reads <id...>`, `tick <id|all> [n]`, `stabilize`, `deliver` (one round), `isolate <id>`,
- * `cut <a> <b>`, `heal`, `status <id...>`, `log <id...>`, `drop`.
+ *
+ * - `cluster <ids...> [key=value config...]`: a new cluster (numbers and booleans as config).
+ * - `campaign <id>`, `propose <id> <text>`, `transfer <from> <to>`, `read <id> <requestId>`:
+ *   the node's API; a refusal prints `error <code>: <message>`, which names the typed reason.
+ * - `conf <leader> <op>=<id>...`: `proposeConfChange`, with ops `add-voter`, `add-learner` and
+ *   `remove` (e.g. `conf n1 add-voter=n4 remove=n1`); prints where the entry sits, or the refusal.
+ * - `add-member <id>`: starts a new, empty member that waits to be contacted (`addMember`).
+ * - `compact <id> [index]`: snapshots the member's state machine at its applied index (or
+ *   `index`) and compacts its log there; prints the snapshot's index, term and size.
+ * - `crash <id>`, `restart <id>`: a crash loses everything not on the member's disk; a restart
+ *   prints the state it came back with.
+ * - `tick <id|all> [n]`: ticks the member(s) `n` times, then delivers one round.
+ * - `run <n>`: `n` ticks of the whole cluster, each followed by one round of delivery, the way
+ *   time passes in a real cluster (so that one member's timeout is seen before the next one's).
+ * - `stabilize` (deliver until quiet), `deliver` (one round).
+ * - `isolate <id>`, `cut <a> <b>`, `heal`, `drop` (lose every message in flight).
+ * - `drop-next <type> [from=<id>] [to=<id>] [offset=<n>] [count=<n>]`: loses the next `count`
+ *   (default 1) messages of that type (and sender, receiver, snapshot offset) when they are
+ *   delivered; each loss is narrated as `dropped: <message>`.
+ * - `status <id...>`, `reads <id...>`, `log <id...>` (persisted entries), `disk <id...>`
+ *   (persisted snapshot and entries), `config <id...>` (configuration in effect, applied and
+ *   commit), `applied <id...>` (what the state machine applied), `counters <id...>`.
  */
 export class TranscriptRunner {
   private cluster: TestCluster | null = null;
   private roles = new Map<NodeId, string>();
+  private dropRules: DropRule[] = [];
+  /** Messages lost to `drop-next` rules since the narration last reported them. */
+  private dropped: Message[] = [];
 
   /** Runs one command and returns its output. */
   run(command: string, args: readonly string[]): string {
@@ -132,6 +195,8 @@ export class TranscriptRunner {
         return this.attempt(() => this.node(args[0]).transferLeadership(args[1] as string)) ?? this.settle(false);
       case "tick":
         return this.tick(args);
+      case "run":
+        return this.runTicks(Number(args[0] ?? 1));
       case "stabilize":
         return this.settle(true);
       case "deliver":
@@ -148,6 +213,27 @@ export class TranscriptRunner {
       case "drop":
         this.c().dropInFlight();
         return "ok";
+      case "drop-next":
+        return this.addDropRule(args);
+      case "conf":
+        return this.confChange(args);
+      case "add-member":
+        return this.addMember(args[0] as string);
+      case "compact":
+        return this.compact(args);
+      case "crash":
+        this.c().crash(args[0] as string);
+        return "ok";
+      case "restart":
+        return this.restart(args[0] as string);
+      case "config":
+        return args.map((id) => this.config(id)).join("\n");
+      case "disk":
+        return args.map((id) => this.disk(id)).join("\n");
+      case "applied":
+        return args.map((id) => `${id}: ${(this.c().applied.get(id) ?? []).map(describeEntry).join(" ") || "none"}`).join("\n");
+      case "counters":
+        return args.map((id) => this.counters(id)).join("\n");
       case "status":
         return args.map((id) => this.status(id)).join("\n");
       case "log":
@@ -175,7 +261,104 @@ export class TranscriptRunner {
     }
     this.cluster = new TestCluster(ids, { random: lcg(1), config });
     this.roles = new Map(ids.map((id) => [id, "follower (term 0)"]));
+    this.dropRules = [];
+    this.dropped = [];
+    for (const id of ids) this.interceptDelivery(id);
     return "ok";
+  }
+
+  /**
+   * Routes deliveries to `id` through the `drop-next` rules. The cluster delivers by calling the
+   * member's `step`, so losing a message there is the same as losing it in flight.
+   */
+  private interceptDelivery(id: NodeId): void {
+    const node = this.node(id);
+    const step = node.step.bind(node);
+    node.step = (message: Message) => {
+      const rule = this.dropRules.find((r) => matchesRule(r, message));
+      if (rule === undefined) {
+        step(message);
+        return;
+      }
+      rule.count -= 1;
+      if (rule.count === 0) this.dropRules = this.dropRules.filter((r) => r !== rule);
+      this.dropped.push(message);
+    };
+  }
+
+  private addDropRule(args: readonly string[]): string {
+    const options = new Map(args.slice(1).map((a) => a.split("=") as [string, string]));
+    const rule: DropRule = {
+      type: args[0] as Message["type"],
+      ...(options.has("from") ? { from: options.get("from") as string } : {}),
+      ...(options.has("to") ? { to: options.get("to") as string } : {}),
+      ...(options.has("offset") ? { offset: Number(options.get("offset")) } : {}),
+      count: Number(options.get("count") ?? 1),
+    };
+    this.dropRules.push(rule);
+    return "ok";
+  }
+
+  private confChange(args: readonly string[]): string {
+    const ops: ConfChangeOp[] = [];
+    for (const arg of args.slice(1)) {
+      const [name, id] = arg.split("=") as [string, string | undefined];
+      const kind = CONF_OPS[name];
+      if (kind === undefined || id === undefined) return `error: unknown operation ${arg}`;
+      ops.push({ kind, id });
+    }
+    let result = "";
+    const error = this.attempt(() => {
+      const { index, term } = this.node(args[0]).proposeConfChange(ops);
+      result = `proposed ${index}/${term}`;
+    });
+    return error ?? result;
+  }
+
+  private addMember(id: NodeId): string {
+    this.c().addMember(id);
+    this.roles.set(id, "follower (term 0)");
+    this.interceptDelivery(id);
+    return "ok";
+  }
+
+  private compact(args: readonly string[]): string {
+    const id = args[0] as string;
+    let result = "";
+    const error = this.attempt(() => {
+      const snapshot = this.c().compact(id, args[1] === undefined ? undefined : Number(args[1]));
+      result = `${id}: compacted to ${snapshot.index}/${snapshot.term}; snapshot of ${snapshot.data.byteLength} bytes (${describeConf(snapshot.config)})`;
+    });
+    return error ?? result;
+  }
+
+  private restart(id: NodeId): string {
+    this.c().restart(id);
+    this.interceptDelivery(id);
+    const status = this.node(id).status();
+    this.roles.set(id, `${status.role} (term ${status.term})`);
+    return `${this.status(id)} snapshot=${status.snapshotIndex}`;
+  }
+
+  private config(id: NodeId): string {
+    const s = this.node(id).status();
+    return `${id}: ${describeConf(s.config)} applied=${s.applied} commit=${s.commit}`;
+  }
+
+  private disk(id: NodeId): string {
+    const disk = this.c().disks.get(id);
+    assert(disk !== undefined, `member ${id} has a disk`);
+    const snapshot = disk.snapshot === undefined ? "none" : `${disk.snapshot.index}/${disk.snapshot.term}`;
+    const entries = disk.entries.map((e) => `${e.index}/${e.term}`).join(" ") || "none";
+    return `${id}: snapshot=${snapshot} entries=${entries}`;
+  }
+
+  private counters(id: NodeId): string {
+    const c = this.node(id).status().counters;
+    return (
+      `${id}: snapshotsSent=${c.snapshotsSent} snapshotsInstalled=${c.snapshotsInstalled} ` +
+      `invalidMessages=${c.invalidMessages} confChanges=${c.confChanges} campaigns=${c.campaigns}`
+    );
   }
 
   private propose(args: readonly string[]): string {
@@ -194,6 +377,16 @@ export class TranscriptRunner {
       for (const id of targets) if (this.c().isUp(id)) this.node(id).tick();
     }
     return this.settle(false);
+  }
+
+  private runTicks(count: number): string {
+    const out: string[] = [];
+    for (let i = 0; i < count; i += 1) {
+      for (const id of this.c().ids) if (this.c().isUp(id)) this.node(id).tick();
+      const narrated = this.settle(false);
+      if (narrated !== "ok") out.push(narrated);
+    }
+    return out.length === 0 ? "ok" : out.join("\n");
   }
 
   /** Runs `fn`; returns a one-line description of a thrown orrery error, or `undefined`. */
@@ -219,6 +412,8 @@ export class TranscriptRunner {
       const sent = cluster.sent.slice(before);
       for (const m of sent) out.push(describeMessage(m));
       const delivered = cluster.deliverDue();
+      for (const m of this.dropped) out.push(`dropped: ${describeMessage(m)}`);
+      this.dropped = [];
       cluster.processReady();
       out.push(...this.roleChanges());
       for (const m of cluster.sent.slice(before + sent.length)) out.push(describeMessage(m));

@@ -151,6 +151,23 @@ export class CommittedLog {
     }
   }
 
+  /**
+   * `member` installed a snapshot covering entries up to `index`, whose entry there has `term`: it
+   * must stand for committed entries, ending with the committed entry at `index`.
+   */
+  onSnapshot(t: number, member: string, index: number, term: number): void {
+    const committed = this.committed[index - 1];
+    if (committed === undefined) {
+      this.report({ checker: CommittedLog.stateMachine, message: `${member} installed a snapshot at ${index}, beyond anything committed`, t });
+    } else if (committed.term !== term) {
+      this.report({
+        checker: CommittedLog.stateMachine,
+        message: `${member} installed a snapshot at ${index} of term ${term}; the committed entry there has term ${committed.term}`,
+        t,
+      });
+    }
+  }
+
   /** A member restarted: its log is re-read from disk, so compare it afresh. */
   onRestart(member: string): void {
     this.checkedUpTo.delete(member);
