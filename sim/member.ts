@@ -303,8 +303,9 @@ export class SimMember {
     const applied = this.kv.appliedIndex;
     if (every === 0 || applied - this.snapshotIndex < every) return;
     const snapshot = node.compact(applied, this.kv.snapshot());
+    this.snapshotIndex = Math.max(applied, node.status().snapshotIndex);
+    if (snapshot === null) return; // a snapshot from the leader overtook this one
     this.disk.saveSnapshot(snapshot);
-    this.snapshotIndex = applied;
     this.snapshotsTaken += 1;
   }
 

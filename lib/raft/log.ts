@@ -21,6 +21,12 @@ export class RaftLog {
   // invariant: offsetIndex + 1 <= unstableFrom <= lastIndex() + 1
   /** The first index the host has not yet persisted. */
   private unstableFrom = 1;
+  /**
+   * Snapshots installed so far. Persisting a snapshot replaces the stored log, so entries of a
+   * `Ready` handed out before an install are no longer durable once it is: an acknowledgement
+   * for them must not count (see `RaftNode.advance`).
+   */
+  restores = 0;
 
   /**
    * Builds a log from what the host restored from storage (all of it counts as durable): an
@@ -68,6 +74,7 @@ export class RaftLog {
    */
   restoreSnapshot(snapshot: SnapshotMeta): void {
     assert(snapshot.index > this.committed, "an installed snapshot is beyond the commit index");
+    this.restores += 1;
     this.entries.length = 0;
     this.offsetIndex = snapshot.index;
     this.offsetTerm = snapshot.term;

@@ -256,13 +256,24 @@ describe("Progress in probe", () => {
         const next = match + gap;
         const progress = probing(match, next);
         const rejected = next - 1;
-        assert.equal(progress.maybeDecreaseTo(rejected, hint), true);
-        assert.equal(progress.next, Math.max(Math.min(rejected, hint + 1), match + 1));
+        const expected = Math.max(Math.min(rejected, hint + 1), match + 1);
+        // A rejection that cannot move next (the member rejects at its own match) is not acted on.
+        assert.equal(progress.maybeDecreaseTo(rejected, hint), expected !== next);
+        assert.equal(progress.next, expected);
         assert.equal(progress.match, match);
         assert.ok(progress.match < progress.next);
       }),
       { numRuns: NUM_RUNS },
     );
+  });
+
+  it("does not re-probe at once a member that rejects its own match point", () => {
+    const progress = probing(5, 6);
+    progress.sentEntries(5, 0);
+    assert.equal(progress.isPaused(), true);
+    assert.equal(progress.maybeDecreaseTo(5, 4), false);
+    assert.equal(progress.next, 6);
+    assert.equal(progress.isPaused(), true, "it waits for a heartbeat answer to unpause");
   });
 });
 

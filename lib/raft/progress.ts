@@ -30,8 +30,11 @@ export interface SnapshotTransfer {
   doneSent: boolean;
   /** The offset of the last rewind asked for by a rejection, so that one gap rewinds once. */
   rewoundTo: number;
-  /** Heartbeat answers since `acked` last grew; two in a row mean the chunks in flight were lost. */
-  stalls: number;
+  /**
+   * The leader's tick when the transfer last moved (a chunk sent or acknowledged). A transfer that
+   * has not moved for `snapshotStallTicks` lost its chunks in flight: the leader resends.
+   */
+  movedAt: number;
 }
 
 /** A bounded window of appends sent but not yet acknowledged, by last index and bytes. */
@@ -135,12 +138,12 @@ export class Progress {
     this.inflights.reset();
   }
 
-  /** Switches to streaming `snapshot`, from its first byte. */
-  becomeSnapshot(snapshot: Snapshot): void {
+  /** Switches to streaming `snapshot`, from its first byte; `now` is the leader's tick. */
+  becomeSnapshot(snapshot: Snapshot, now: number): void {
     this.state = "snapshot";
     this.paused = false;
     this.inflights.reset();
-    this.transfer = { snapshot, sent: 0, acked: 0, doneSent: false, rewoundTo: -1, stalls: 0 };
+    this.transfer = { snapshot, sent: 0, acked: 0, doneSent: false, rewoundTo: -1, movedAt: now };
   }
 
   /** Records that the member matches up to `index`; returns whether that was news. */
@@ -182,7 +185,12 @@ export class Progress {
     }
     // In probe only the answer to the latest probe (prevIndex = next - 1) is meaningful.
     if (this.next - 1 !== rejected) return false;
-    this.next = Math.max(Math.min(rejected, matchHint + 1), this.match + 1);
+    const next = Math.max(Math.min(rejected, matchHint + 1), this.match + 1);
+    // A member that rejects at its own match point contradicts an earlier acknowledgement (it lost
+    // data, or misbehaves): probing the same point again at once would loop at network speed, so
+    // it waits for the next heartbeat answer instead.
+    if (next === this.next) return false;
+    this.next = next;
     this.paused = false;
     return true;
   }

@@ -141,6 +141,8 @@ export class Raft {
   snapshotToInstall: Snapshot | null = null;
   /** A snapshot arriving from a leader; kept across leader changes so a transfer can resume. */
   private incoming: IncomingSnapshot | null = null;
+  /** The last snapshot refused for its size: its later chunks are ignored, not answered. */
+  private refusedSnapshot: { index: number; term: number; origin: NodeId } | null = null;
 
   term = 0;
   vote: NodeId | null = null;
@@ -448,20 +450,25 @@ export class Raft {
   /**
    * Takes a snapshot: `data` is the host's state machine state after applying entries up to
    * `index` (at most the applied index). Entries up to `index` are dropped from the log; a follower
-   * that needs them receives this snapshot instead. Returns the snapshot for the host to persist.
-   * @throws InvalidRequestError when `index` is not applied yet or not beyond the last snapshot.
+   * that needs them receives this snapshot instead. Returns the snapshot for the host to persist,
+   * or `null` when there is nothing to do: the log is already compacted at or past `index` (a newer
+   * snapshot arrived from the leader meanwhile), or this member joined the cluster after `index`
+   * and does not know the configuration there (it can snapshot once it applied its own addition).
+   * @throws InvalidRequestError when `index` is not applied yet.
    */
-  compact(index: number, data: Uint8Array): Snapshot {
-    if (!Number.isSafeInteger(index) || index > this.log.applied) {
+  compact(index: number, data: Uint8Array): Snapshot | null {
+    if (!Number.isSafeInteger(index) || index < 0 || index > this.log.applied) {
       throw new InvalidRequestError(`cannot snapshot at ${index}: applied only up to ${this.log.applied}`);
     }
-    if (index <= this.log.snapshotIndex()) {
-      throw new InvalidRequestError(`cannot snapshot at ${index}: the log is compacted up to ${this.log.snapshotIndex()}`);
-    }
+    if (index <= this.log.snapshotIndex()) return null;
+    const config = this.confAt(index);
+    // A member that joined a running cluster does not know the configuration before the entry
+    // that added it (the first configuration is not in the log): it cannot snapshot there yet.
+    if (config.voters.length === 0) return null;
     const snapshot: Snapshot = {
       index,
       term: this.log.term(index) as number,
-      config: this.confAt(index),
+      config,
       origin: this.id,
       data,
     };
@@ -1019,6 +1026,24 @@ export class Raft {
       this.sendAppendResponse(message.from, this.log.committed, false, 0, 0);
       return;
     }
+    if (this.log.matchTerm(message.index, message.snapshotTerm)) {
+      // The log already holds the snapshot's last entry, so (log matching) everything before it:
+      // commit up to it and keep the log. Replacing the log would drop entries after the snapshot
+      // that this member may have acknowledged to the leader.
+      this.incoming = null;
+      this.log.commitTo(message.index);
+      this.sendAppendResponse(message.from, this.log.committed, false, 0, 0);
+      return;
+    }
+    const refused = this.refusedSnapshot;
+    if (
+      refused !== null &&
+      refused.index === message.index &&
+      refused.term === message.snapshotTerm &&
+      refused.origin === message.origin
+    ) {
+      return; // over snapshotBytesMax: ignored until the leader sends another
+    }
     let incoming = this.incoming;
     const same =
       incoming !== null &&
@@ -1048,9 +1073,11 @@ export class Raft {
       return;
     }
     if (current.received + message.data.byteLength > this.config.snapshotBytesMax) {
+      // Refused without an answer: the leader's stall rule retries at most every few heartbeats,
+      // rather than resending at network speed a snapshot this member will never take.
       this.counters.invalidMessages += 1;
       this.incoming = null;
-      this.sendSnapshotResponse(message.from, message.index, 0, true);
+      this.refusedSnapshot = { index: current.index, term: current.term, origin: current.origin };
       return;
     }
     if (message.data.byteLength > 0) current.chunks.push(message.data);
@@ -1104,12 +1131,12 @@ export class Raft {
         transfer.sent = message.offset;
         transfer.doneSent = false;
         transfer.rewoundTo = message.offset;
-        transfer.stalls = 0;
+        transfer.movedAt = this.leaderTicks;
       }
     } else {
       if (message.offset > transfer.acked) {
         transfer.acked = message.offset;
-        transfer.stalls = 0;
+        transfer.movedAt = this.leaderTicks;
       }
       if (message.offset > transfer.sent) {
         // The follower already holds more (from a transfer a previous leader began): skip ahead.
@@ -1117,9 +1144,7 @@ export class Raft {
         transfer.doneSent = false;
       }
     }
-    while (this.sendSnapshotChunk(message.from)) {
-      // Stream what the window allows.
-    }
+    this.sendSnapshotChunks(message.from);
   }
 
   private handleHeartbeat(message: HeartbeatMessage): void {
@@ -1187,17 +1212,14 @@ export class Raft {
     }
     const transfer = progress.transfer;
     if (progress.state === "snapshot" && transfer !== null) {
-      // Two heartbeat answers without a chunk acknowledged: the chunks in flight were lost.
-      transfer.stalls += 1;
-      if (transfer.stalls >= 2) {
+      // The follower answers, but the transfer has not moved for a while: the chunks in flight
+      // were lost (or refused without an answer). Resend from what it acknowledged.
+      if (this.leaderTicks - transfer.movedAt >= this.snapshotStallTicks()) {
         transfer.sent = transfer.acked;
         transfer.doneSent = false;
         transfer.rewoundTo = -1;
-        transfer.stalls = 0;
       }
-      while (this.sendSnapshotChunk(from)) {
-        // Stream what the window allows.
-      }
+      this.sendSnapshotChunks(from);
       return;
     }
     // Unpause: if every append that filled the window was lost, the (possibly empty) append sent
@@ -1276,16 +1298,16 @@ export class Raft {
    */
   private maybeSendAppend(to: NodeId, sendIfEmpty: boolean): boolean {
     const progress = this.progressOf(to);
-    if (progress.state === "snapshot") return this.sendSnapshotChunk(to);
+    if (progress.state === "snapshot") return this.sendSnapshotChunks(to);
     if (progress.isPaused()) return false;
     const prevIndex = progress.next - 1;
     const prevTerm = this.log.term(prevIndex);
     if (prevTerm === undefined) {
       // The entries it needs are compacted away: send the snapshot instead.
       assert(this.snapshot !== null, "a compacted log has a snapshot");
-      progress.becomeSnapshot(this.snapshot);
+      progress.becomeSnapshot(this.snapshot, this.leaderTicks);
       this.counters.snapshotsSent += 1;
-      return this.sendSnapshotChunk(to);
+      return this.sendSnapshotChunks(to);
     }
     const lastIndex = this.log.lastIndex();
     // With a full window only an empty append goes out (to provoke an answer), never more entries.
@@ -1311,6 +1333,22 @@ export class Raft {
   }
 
   /**
+   * Ticks without progress after which a snapshot transfer resends from what the follower
+   * acknowledged: half an election timeout, and at least two heartbeat intervals, so that answers
+   * already on their way when the chunks left do not trigger it.
+   */
+  private snapshotStallTicks(): number {
+    return Math.max(2 * this.config.heartbeatTicks + 1, Math.ceil(this.config.electionTicks / 2));
+  }
+
+  /** Sends chunks of the snapshot streaming to `to` while the window has room; returns whether any went. */
+  private sendSnapshotChunks(to: NodeId): boolean {
+    let sent = false;
+    while (this.sendSnapshotChunk(to)) sent = true;
+    return sent;
+  }
+
+  /**
    * Sends the next chunk of the snapshot streaming to `to`, if the window has room. Returns whether
    * a chunk was sent.
    */
@@ -1320,6 +1358,7 @@ export class Raft {
     const { snapshot } = transfer;
     const chunkBytes = this.config.snapshotChunkBytes;
     if (transfer.sent - transfer.acked >= chunkBytes * this.config.snapshotChunksInflightMax) return false;
+    transfer.movedAt = this.leaderTicks;
     const offset = transfer.sent;
     const end = Math.min(offset + chunkBytes, snapshot.data.byteLength);
     const done = end === snapshot.data.byteLength;

@@ -14,7 +14,8 @@
  *   node.advance(rd);                       // 4. acknowledge
  * }
  * // Now and then, with the state machine's state after status().applied:
- * storage.saveSnapshot(node.compact(node.status().applied, stateMachine.snapshot()));
+ * const snapshot = node.compact(node.status().applied, stateMachine.snapshot());
+ * if (snapshot !== null) storage.saveSnapshot(snapshot);
  * ```
  *
  * Pure and deterministic: the same calls in the same order always give the same `Ready`s.
@@ -97,6 +98,8 @@ export class RaftNode {
   private previousHard: HardState;
   /** The `Ready` handed out and not yet advanced, if any. */
   private pending: Ready | null = null;
+  /** The log's snapshot-install count when `pending` was handed out. */
+  private pendingRestores = 0;
   /** The last committed index handed to the host for applying. */
   private applying: number;
 
@@ -162,10 +165,12 @@ export class RaftNode {
    * Compacts the log: `data` is the state machine's state after applying entries up to `index`
    * (at most `status().applied`). Returns the snapshot, for the host to persist; once it is
    * durable the host may delete stored entries up to `index`. Followers that need compacted
-   * entries are sent this snapshot in chunks of `snapshotChunkBytes`.
-   * @throws InvalidRequestError when `index` is not applied or not beyond the last snapshot.
+   * entries are sent this snapshot in chunks of `snapshotChunkBytes`. Returns `null` when there is
+   * nothing to do: the log is already compacted at or past `index` (a snapshot from the leader
+   * overtook it), or this member joined after `index` and does not know the configuration there.
+   * @throws InvalidRequestError when `index` is not applied yet.
    */
-  compact(index: number, data: Uint8Array): Snapshot {
+  compact(index: number, data: Uint8Array): Snapshot | null {
     return this.raft.compact(index, data);
   }
 
@@ -219,6 +224,7 @@ export class RaftNode {
     const lastCommitted = committed[committed.length - 1];
     if (lastCommitted !== undefined) this.applying = lastCommitted.index;
     this.pending = ready;
+    this.pendingRestores = this.raft.log.restores;
     return ready;
   }
 
@@ -228,7 +234,10 @@ export class RaftNode {
     this.pending = null;
     if (rd.snapshot !== undefined) this.raft.installed(rd.snapshot);
     const lastEntry = rd.entries[rd.entries.length - 1];
-    if (lastEntry !== undefined) this.raft.persisted(lastEntry.index, lastEntry.term);
+    // A snapshot installed since this Ready was handed out replaces these entries in storage (the
+    // next Ready persists it): the same entries appended again must be persisted again.
+    const superseded = this.raft.log.restores !== this.pendingRestores;
+    if (lastEntry !== undefined && !superseded) this.raft.persisted(lastEntry.index, lastEntry.term);
     this.raft.applied(rd.committed);
   }
 

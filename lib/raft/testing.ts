@@ -139,6 +139,7 @@ export class TestCluster {
     const at = index ?? node.status().applied;
     const state = (this.applied.get(id) as Entry[]).filter((e) => e.index <= at);
     const snapshot = node.compact(at, encodeAppliedEntries(state));
+    assert(snapshot !== null, `${id}'s log is not yet compacted at ${at}`);
     const disk = this.disks.get(id) as MemoryDisk;
     disk.snapshot = snapshot;
     disk.entries = disk.entries.filter((e) => e.index > at);

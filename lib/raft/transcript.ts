@@ -155,13 +155,15 @@ function describeData(entry: Entry): string {
  *   `remove` (e.g. `conf n1 add-voter=n4 remove=n1`); prints where the entry sits, or the refusal.
  * - `add-member <id>`: starts a new, empty member that waits to be contacted (`addMember`).
  * - `compact <id> [index]`: snapshots the member's state machine at its applied index (or
- *   `index`) and compacts its log there; prints the snapshot's index, term and size.
+ *   `index`) and compacts its log there; prints the snapshot's index, term and size, the typed
+ *   refusal of an index not applied, or that the log is already compacted there.
  * - `crash <id>`, `restart <id>`: a crash loses everything not on the member's disk; a restart
  *   prints the state it came back with.
  * - `tick <id|all> [n]`: ticks the member(s) `n` times, then delivers one round.
  * - `run <n>`: `n` ticks of the whole cluster, each followed by one round of delivery, the way
  *   time passes in a real cluster (so that one member's timeout is seen before the next one's).
- * - `stabilize` (deliver until quiet), `deliver` (one round).
+ * - `stabilize`: delivers until the network is quiet. `deliver`: one round — what is in flight is
+ *   delivered and the members' Readies handled; what they send stays in flight for the next round.
  * - `isolate <id>`, `cut <a> <b>`, `heal`, `drop` (lose every message in flight).
  * - `drop-next <type> [from=<id>] [to=<id>] [offset=<n>] [count=<n>]`: loses the next `count`
  *   (default 1) messages of that type (and sender, receiver, snapshot offset) when they are
@@ -231,7 +233,7 @@ export class TranscriptRunner {
       case "disk":
         return args.map((id) => this.disk(id)).join("\n");
       case "applied":
-        return args.map((id) => `${id}: ${(this.c().applied.get(id) ?? []).map(describeEntry).join(" ") || "none"}`).join("\n");
+        return args.map((id) => this.appliedBy(id)).join("\n");
       case "counters":
         return args.map((id) => this.counters(id)).join("\n");
       case "status":
@@ -324,10 +326,15 @@ export class TranscriptRunner {
 
   private compact(args: readonly string[]): string {
     const id = args[0] as string;
+    const at = args[1] === undefined ? this.node(id).status().applied : Number(args[1]);
+    const compactedTo = this.node(id).status().snapshotIndex;
+    // The node returns null here (nothing to do), which the test cluster treats as a test error.
+    if (Number.isSafeInteger(at) && at <= compactedTo) return `${id}: already compacted to ${compactedTo}`;
     let result = "";
     const error = this.attempt(() => {
-      const snapshot = this.c().compact(id, args[1] === undefined ? undefined : Number(args[1]));
-      result = `${id}: compacted to ${snapshot.index}/${snapshot.term}; snapshot of ${snapshot.data.byteLength} bytes (${describeConf(snapshot.config)})`;
+      const snapshot = this.c().compact(id, at);
+      const size = `snapshot of ${snapshot.data.byteLength} bytes (${describeConf(snapshot.config)})`;
+      result = `${id}: compacted to ${snapshot.index}/${snapshot.term}; ${size}`;
     });
     return error ?? result;
   }
@@ -351,6 +358,10 @@ export class TranscriptRunner {
     const snapshot = disk.snapshot === undefined ? "none" : `${disk.snapshot.index}/${disk.snapshot.term}`;
     const entries = disk.entries.map((e) => `${e.index}/${e.term}`).join(" ") || "none";
     return `${id}: snapshot=${snapshot} entries=${entries}`;
+  }
+
+  private appliedBy(id: NodeId): string {
+    return `${id}: ${(this.c().applied.get(id) ?? []).map(describeEntry).join(" ") || "none"}`;
   }
 
   private counters(id: NodeId): string {
