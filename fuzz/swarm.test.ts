@@ -20,10 +20,31 @@ const SWARM_TICKS = envInteger("ORRERY_SWARM_TICKS", 1500, 10);
 /** Failing seeds listed in an assertion message, at most. */
 const FAILURES_SHOWN_MAX = 20;
 
-type Totals = Pick<SimStats, "events" | "crashes" | "partitions" | "tornWrites" | "elections" | "clientOps" | "commits" | "messages" | "reads" | "leaderTransfers">;
+type Totals = Pick<
+  SimStats,
+  | "events"
+  | "crashes"
+  | "partitions"
+  | "tornWrites"
+  | "elections"
+  | "clientOps"
+  | "commits"
+  | "messages"
+  | "reads"
+  | "leaderTransfers"
+  | "snapshotsSent"
+  | "snapshotsInstalled"
+  | "confChanges"
+  | "membersAdded"
+  | "membersRetired"
+>;
 
 describe(`the swarm of seeds 1..${SWARM_SEEDS} at ${SWARM_TICKS} safety ticks`, () => {
-  const totals: Totals = { events: 0, crashes: 0, partitions: 0, tornWrites: 0, elections: 0, clientOps: 0, commits: 0, messages: 0, reads: 0, leaderTransfers: 0 };
+  const totals: Totals = {
+    events: 0, crashes: 0, partitions: 0, tornWrites: 0, elections: 0, clientOps: 0, commits: 0,
+    messages: 0, reads: 0, leaderTransfers: 0, snapshotsSent: 0, snapshotsInstalled: 0,
+    confChanges: 0, membersAdded: 0, membersRetired: 0,
+  };
   const memberCounts = new Map<number, number>();
   let ran = 0;
 
@@ -52,7 +73,7 @@ describe(`the swarm of seeds 1..${SWARM_SEEDS} at ${SWARM_TICKS} safety ticks`, 
     );
   });
 
-  it("exercises crashes, torn writes, partitions, elections, clients and every cluster size", () => {
+  it("exercises crashes, torn writes, partitions, elections, clients, reads, transfers, snapshots, membership changes and every cluster size", () => {
     // A swarm that passes because it did nothing proves nothing: these fail if the options stop
     // drawing a fault, for instance after a change to drawOptions.
     assert.ok(ran > 0, "the swarm ran first");
@@ -61,6 +82,11 @@ describe(`the swarm of seeds 1..${SWARM_SEEDS} at ${SWARM_TICKS} safety ticks`, 
     assert.ok(totals.partitions > 0, "some partition happened");
     assert.ok(totals.reads > 0, "some gets were served by ReadIndex or lease");
     assert.ok(totals.leaderTransfers > 0, "some leader was asked to transfer leadership");
+    assert.ok(totals.snapshotsSent > 0, "some leader sent a snapshot");
+    assert.ok(totals.snapshotsInstalled > 0, "some member installed a snapshot");
+    assert.ok(totals.confChanges > 0, "some configuration change committed");
+    assert.ok(totals.membersAdded > 0, "some member joined");
+    assert.ok(totals.membersRetired > 0, "some member was removed and stopped");
     assert.ok(totals.elections > ran, `more elections (${totals.elections}) than seeds (${ran})`);
     assert.ok(totals.clientOps > 0, "clients ran operations");
     if (ran >= 50) {

@@ -95,7 +95,9 @@ function printResult(result: SimResult, io: CliIo): void {
     `summary simulated=${s.simulatedMs}ms wall=${s.wallMs}ms speedup=${s.speedup}x events=${s.events} ` +
       `events/s=${s.eventsPerSecond} messages=${s.messages} dropped=${s.messagesDropped} elections=${s.elections} ` +
       `commits=${s.commits} clientOps=${s.clientOps} unknown=${s.clientOpsUnknown} crashes=${s.crashes} ` +
-      `torn=${s.tornWrites} partitions=${s.partitions}\n`,
+      `torn=${s.tornWrites} partitions=${s.partitions} reads=${s.reads} transfers=${s.leaderTransfers} ` +
+      `snapshotsSent=${s.snapshotsSent} snapshotsInstalled=${s.snapshotsInstalled} snapshotsTaken=${s.snapshotsTaken} ` +
+      `confChanges=${s.confChanges} membersAdded=${s.membersAdded} membersRetired=${s.membersRetired}\n`,
   );
   if (result.violations.length === 0) io.out("violations none\n");
   for (const v of result.violations) io.out(`VIOLATION ${v.checker} at ${(v.t / 1000).toFixed(3)}ms: ${v.message}\n`);

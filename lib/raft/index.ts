@@ -8,6 +8,7 @@ export { MESSAGE_TYPES, ENTRY_OVERHEAD_BYTES, REQUEST_ID_LENGTH_MAX, entryBytes 
 export type {
   AppendMessage,
   AppendResponseMessage,
+  ConfState,
   Entry,
   EntryType,
   HardState,
@@ -19,8 +20,35 @@ export type {
   ReadIndexMessage,
   ReadIndexResponseMessage,
   RequestVoteMessage,
+  Snapshot,
+  SnapshotMessage,
+  SnapshotMeta,
+  SnapshotResponseMessage,
   TimeoutNowMessage,
   VoteResponseMessage,
 } from "./messages.ts";
-export { majoritySize, committedIndex, voteResult, isQuorum } from "./quorum.ts";
+export {
+  majoritySize,
+  committedIndex,
+  voteResult,
+  isQuorum,
+  jointCommittedIndex,
+  jointVoteResult,
+  jointIsQuorum,
+} from "./quorum.ts";
+export {
+  EMPTY_CONF,
+  isJoint,
+  isVoter,
+  confMembers,
+  confVoters,
+  sameConf,
+  describeConf,
+  enterConf,
+  leaveConf,
+  encodeConfState,
+  decodeConfState,
+  isValidConf,
+} from "./conf.ts";
+export type { ConfChangeOp } from "./conf.ts";
 export type { VoteResult } from "./quorum.ts";
