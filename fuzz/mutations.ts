@@ -8,7 +8,7 @@ import { RaftLog } from "../lib/raft/log.ts";
 import { drawOptions, type SimOptions } from "../sim/options.ts";
 import type { ConfState, NodeId } from "../lib/raft/messages.ts";
 import type { Progress } from "../lib/raft/progress.ts";
-import { jointCommittedIndex } from "../lib/raft/quorum.ts";
+import { jointCommittedIndex, voteResult } from "../lib/raft/quorum.ts";
 import { Raft } from "../lib/raft/raft.ts";
 
 /** A rule of the core that a mutation removes. */
@@ -75,6 +75,57 @@ export const commitWithoutCurrentTermRule: Mutation = {
   },
 };
 
+/** The private members of `Raft` that vote counting reads, as the replacement sees them. */
+interface VoteInternals {
+  readonly conf: ConfState;
+  readonly term: number;
+  readonly votes: Map<NodeId, boolean>;
+  winElection(kind: "preElection" | "election", transfer: boolean): void;
+  becomeFollower(term: number, lead: NodeId | null): void;
+  handleVoteResponse(message: { from: NodeId; reject: boolean }, kind: "preElection" | "election"): void;
+}
+
+/**
+ * Counting votes in a joint configuration by the incoming voters alone: a candidate can win with a
+ * majority of C_new that is no majority of C_old, while C_old may still be deciding commits.
+ */
+export const jointVotesIncomingOnly: Mutation = {
+  name: "joint-votes-incoming-only",
+  description: "Raft.handleVoteResponse counts only the incoming half of a joint configuration",
+  install() {
+    const prototype = Raft.prototype as unknown as VoteInternals;
+    const original = Object.getOwnPropertyDescriptor(prototype, "handleVoteResponse");
+    if (original === undefined) throw new Error("Raft.prototype.handleVoteResponse is missing");
+    prototype.handleVoteResponse = function incomingOnly(this: VoteInternals, message, kind): void {
+      this.votes.set(message.from, !message.reject);
+      const result = voteResult(this.conf.voters, this.votes);
+      if (result === "won") this.winElection(kind, false);
+      else if (result === "lost") this.becomeFollower(this.term, null);
+    };
+    return () => {
+      Object.defineProperty(prototype, "handleVoteResponse", original);
+    };
+  },
+};
+
+/**
+ * Campaigning with a committed configuration entry still unapplied: the member counts votes with a
+ * configuration its own log has superseded.
+ */
+export const campaignWithUnappliedConf: Mutation = {
+  name: "campaign-with-unapplied-conf",
+  description: "Raft.hasUnappliedConfChanges always answers false",
+  install() {
+    const prototype = Raft.prototype as unknown as { hasUnappliedConfChanges(): boolean };
+    const original = Object.getOwnPropertyDescriptor(prototype, "hasUnappliedConfChanges");
+    if (original === undefined) throw new Error("Raft.prototype.hasUnappliedConfChanges is missing");
+    prototype.hasUnappliedConfChanges = () => false;
+    return () => {
+      Object.defineProperty(prototype, "hasUnappliedConfChanges", original);
+    };
+  },
+};
+
 /** Runs `body` with `mutation` installed, restoring the original rule afterwards, even on error. */
 export function withMutation<T>(mutation: Mutation, body: () => T): T {
   const restore = mutation.install();
@@ -107,5 +158,19 @@ export function figureEightOptions(seed: number, safetyTicks: number): SimOption
     partitions: { ...drawn.partitions, enabled: true, kinds: ["bridge"], meanIntervalMs: 1000, durationMsMax: 2000 },
     crashes: { ...drawn.crashes, enabled: true, meanIntervalMs: 2000, downMsMax: 2000 },
     workload: { ...drawn.workload, clients: 8, thinkMs: 5 },
+  };
+}
+
+/**
+ * A corner of the swarm's option space where membership rules matter: frequent membership
+ * changes, crashes and partitions that interrupt them, and small compaction thresholds.
+ */
+export function membershipOptions(seed: number, safetyTicks: number): SimOptions {
+  const drawn = drawOptions(seed, { members: 5, safetyTicks });
+  return {
+    ...drawn,
+    membership: { enabled: true, meanIntervalMs: 300 },
+    partitions: { ...drawn.partitions, enabled: true, meanIntervalMs: 800, durationMsMax: 1500 },
+    crashes: { ...drawn.crashes, enabled: true, meanIntervalMs: 1500, downMsMax: 1500 },
   };
 }

@@ -92,6 +92,16 @@ describe("election safety across configuration changes", () => {
     assert.deepEqual(checker.committedConf, NEW);
   });
 
+  it("keeps the grants of a low term while a cut-off minority runs its terms far ahead", () => {
+    const { report, violations } = collector();
+    const checker = new ConfigElectionSafety(report, OLD);
+    checker.onGrant(24, "n1", "n2");
+    for (let term = 25; term < 60; term += 1) checker.onGrant(term, "n4", "n5");
+    checker.onGrant(24, "n1", "n3");
+    checker.onLeader(10, 24, "n1");
+    assert.deepEqual(violations, []);
+  });
+
   it("ignores configuration entries it already saw, and malformed ones", () => {
     const { report } = collector();
     const checker = new ConfigElectionSafety(report, OLD);

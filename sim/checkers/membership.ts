@@ -38,6 +38,9 @@ export class ConfChangeInFlight {
   }
 }
 
+/** Terms whose vote grants {@link ConfigElectionSafety} keeps. */
+export const GRANT_TERMS_MAX = 1024;
+
 /**
  * Election safety across configuration changes. Beyond one leader per term (ElectionSafety), each
  * leader must have won the votes of a majority of the configuration the cluster has committed: of
@@ -79,8 +82,10 @@ export class ConfigElectionSafety {
     if (byCandidate === undefined) {
       byCandidate = new Map();
       this.grants.set(term, byCandidate);
-      // Bounded: only recent terms matter, since a leader is announced soon after its votes.
-      for (const old of [...this.grants.keys()]) if (old < term - 8) this.grants.delete(old);
+      // Bounded: a leader is announced soon after its votes, so only the highest terms matter.
+      // (Not "terms close to this one": a cut-off minority can run its term far ahead while the
+      // majority elects a leader in a much lower term.)
+      if (this.grants.size > GRANT_TERMS_MAX) this.grants.delete(Math.min(...this.grants.keys()));
     }
     let voters = byCandidate.get(candidate);
     if (voters === undefined) {
