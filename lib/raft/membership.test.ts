@@ -13,7 +13,7 @@ import { decodeConfState, encodeConfState, isJoint, type ConfChangeOp } from "./
 import { VOTERS_MAX } from "./config.ts";
 import type { ConfState, Entry, Message, NodeId, RequestVoteMessage } from "./messages.ts";
 import { RaftNode, type Ready } from "./raw-node.ts";
-import { TestCluster, bytes, lcg, text } from "./testing.ts";
+import { TestCluster, bytes, encodeAppliedEntries, lcg, text, type MemoryDisk } from "./testing.ts";
 
 const THREE: readonly NodeId[] = ["n1", "n2", "n3"];
 
@@ -53,7 +53,7 @@ function sentSince(cluster: TestCluster, mark: number, filter: (m: Message) => b
   return cluster.sent.slice(mark).filter(filter);
 }
 
-/** Runs `change` and expects a `ConfChangeError` with `reason` that left the log untouched. */
+/** Proposes `ops` on `node` and expects a `ConfChangeError` with `reason` that left the log untouched. */
 function assertRefused(node: RaftNode, ops: ConfChangeOp | readonly ConfChangeOp[], reason: ConfChangeError["reason"]): void {
   const before = node.status();
   assert.throws(
@@ -67,6 +67,29 @@ function assertRefused(node: RaftNode, ops: ConfChangeOp | readonly ConfChangeOp
   const after = node.status();
   assert.equal(after.lastIndex, before.lastIndex, "a refused change appends nothing");
   assert.equal(after.counters.confChanges, before.counters.confChanges, "a refused change is not counted");
+}
+
+/** Advances `ticks` ticks, letting the network go quiet after each (one tick is one heartbeat). */
+function settle(cluster: TestCluster, ticks = 1): void {
+  for (let tick = 0; tick < ticks; tick += 1) {
+    cluster.run(1);
+    cluster.flush();
+  }
+}
+
+/**
+ * Steps the cluster by hand, without time passing, until `leader` has applied the joint entry (and
+ * appended C_new, whose appends are then still in flight).
+ */
+function stepUntilJoint(cluster: TestCluster, leader: NodeId): void {
+  for (let round = 0; round < 100; round += 1) {
+    cluster.processReady();
+    if (isJoint(configOf(cluster, leader))) break;
+    cluster.deliverDue();
+  }
+  assert.ok(isJoint(configOf(cluster, leader)), `${leader} applied the joint entry`);
+  const status = cluster.node(leader).status();
+  assert.ok(status.commit < status.lastIndex, "C_new is not committed yet");
 }
 
 /** A member driven by hand whose election timeout is always exactly 10 ticks. */
@@ -144,7 +167,7 @@ describe("joint consensus", () => {
     assert.deepEqual(appliedData(cluster, "n1"), []);
 
     cluster.heal();
-    cluster.run(5);
+    settle(cluster, 5);
     for (const id of ["n1", "n2", "n3", "n4", "n5"]) {
       assert.deepEqual(configOf(cluster, id), conf(["n1", "n2", "n3", "n4", "n5"]), id);
       assert.deepEqual(appliedData(cluster, id), ["x"], id);
@@ -155,8 +178,6 @@ describe("joint consensus", () => {
     const cluster = clusterLedBy("n1");
     cluster.addMember("n4");
     cluster.addMember("n5");
-    cluster.cut("n1", "n4");
-    cluster.cut("n1", "n5");
     // Replace n2 and n3 by n4 and n5: C_old = {n1, n2, n3}, C_new = {n1, n4, n5}.
     const { index } = cluster.node("n1").proposeConfChange([
       { kind: "addVoter", id: "n4" },
@@ -164,22 +185,21 @@ describe("joint consensus", () => {
       { kind: "remove", id: "n2" },
       { kind: "remove", id: "n3" },
     ]);
-    cluster.flush();
+    stepUntilJoint(cluster, "n1");
     assert.deepEqual(configOf(cluster, "n1"), conf(["n1", "n4", "n5"], ["n1", "n2", "n3"]));
-    assert.equal(cluster.node("n1").status().commit, index, "C_new waits for the incoming majority");
-
-    // Now the incoming majority is reachable but the outgoing one is not.
-    cluster.heal();
+    // C_new is on its way; from now on only the incoming majority {n1, n4, n5} can answer.
     cluster.cut("n1", "n2");
     cluster.cut("n1", "n3");
     const { index: valueIndex } = cluster.node("n1").propose(bytes("x"));
-    cluster.run(3);
+    settle(cluster, 3);
     for (const id of ["n4", "n5"]) assert.equal(cluster.node(id).status().lastIndex, valueIndex, `${id} holds every entry`);
     assert.equal(cluster.node("n1").status().commit, index, "the incoming majority alone commits nothing in the joint configuration");
     assert.equal(cluster.node("n1").status().role, "leader");
+    assert.ok(isJoint(configOf(cluster, "n1")));
 
     cluster.heal();
-    cluster.run(3);
+    settle(cluster, 3);
+    assert.equal(cluster.node("n1").status().commit, valueIndex);
     assert.deepEqual(configOf(cluster, "n1"), conf(["n1", "n4", "n5"]));
     assert.deepEqual(appliedData(cluster, "n1"), ["x"]);
 
@@ -190,6 +210,66 @@ describe("joint consensus", () => {
     cluster.flush();
     assert.equal(cluster.node("n1").status().commit, lastIndex);
     for (const id of ["n1", "n4", "n5"]) assert.deepEqual(appliedData(cluster, id), ["x", "y"], id);
+  });
+
+  for (const half of ["outgoing", "incoming"] as const) {
+    it(`a leader in the joint configuration steps down when it cannot reach a majority of the ${half} voters (check-quorum)`, () => {
+      const cluster = clusterLedBy("n1");
+      cluster.addMember("n4");
+      cluster.addMember("n5");
+      // C_old = {n1, n2, n3}, C_new = {n1, n4, n5}.
+      cluster.node("n1").proposeConfChange([
+        { kind: "addVoter", id: "n4" },
+        { kind: "addVoter", id: "n5" },
+        { kind: "remove", id: "n2" },
+        { kind: "remove", id: "n3" },
+      ]);
+      stepUntilJoint(cluster, "n1");
+      const unreachable = half === "outgoing" ? ["n2", "n3"] : ["n4", "n5"];
+      // Cut off from everyone, so that nothing they do (n2 and n3, unaware that the joint entry
+      // committed, may elect a leader of C_old) reaches n1 through the others.
+      for (const id of unreachable) cluster.isolate(id);
+      const term = cluster.node("n1").status().term;
+      cluster.run(2 * 10);
+      const status = cluster.node("n1").status();
+      assert.equal(status.role, "follower", "it stepped down");
+      assert.equal(status.term, term, "by itself, not deposed by a higher term");
+    });
+  }
+
+  it("applying C_new commits at once what its smaller quorum already holds", () => {
+    // One entry per append, so that a lagging member can be sent C_new without what follows it.
+    const cluster = clusterLedBy("n1", ["n1", "n2", "n3", "n4", "n5"], { config: { messageBytesMax: 1 } });
+    cluster.cut("n1", "n4");
+    cluster.cut("n1", "n5");
+    // C_old = {n1, ..., n5} (majority 3), C_new = {n1, n2, n3} (majority 2).
+    cluster.node("n1").proposeConfChange([
+      { kind: "remove", id: "n4" },
+      { kind: "remove", id: "n5" },
+    ]);
+    stepUntilJoint(cluster, "n1");
+    cluster.cutOneWay("n1", "n3"); // C_new reaches n2 only
+    cluster.flush();
+    const { index } = cluster.node("n1").propose(bytes("x"));
+    cluster.flush();
+    assert.equal(cluster.node("n1").status().matched?.n2, index, "n1 and n2 hold C_new and x");
+    assert.ok(cluster.node("n1").status().commit < index - 1, "but they are no majority of C_old");
+
+    // n3 catches up one entry at a time: its acknowledgement of C_new completes C_old's majority.
+    cluster.heal();
+    cluster.cut("n1", "n4");
+    cluster.cut("n1", "n5");
+    cluster.run(1);
+    for (let round = 0; round < 100 && isJoint(configOf(cluster, "n1")); round += 1) {
+      cluster.deliverDue();
+      cluster.processReady();
+    }
+    assert.deepEqual(configOf(cluster, "n1"), conf(["n1", "n2", "n3"]));
+    // n3 fails before it acknowledges x: n1 and n2, a majority of C_new, must be enough.
+    cluster.crash("n3");
+    settle(cluster, 10);
+    assert.equal(cluster.node("n1").status().commit, index);
+    assert.deepEqual(appliedData(cluster, "n2"), ["x"]);
   });
 
   it("a candidate in a joint configuration needs a majority of both halves", () => {
@@ -265,7 +345,7 @@ describe("joint consensus", () => {
     const leader = cluster.electLeader(500);
     assert.ok(cluster.node(leader).status().term > term);
     // Whoever led, the change completes: C_new holds no n2 or n3, so in the end n4 or n5 leads.
-    for (let tick = 0; tick < 500 && !["n4", "n5"].includes(cluster.leader() ?? ""); tick += 1) cluster.run(1);
+    for (let tick = 0; tick < 500 && !["n4", "n5"].includes(cluster.leader() ?? ""); tick += 1) settle(cluster, 1);
     const finalLeader = cluster.leader();
     assert.ok(finalLeader === "n4" || finalLeader === "n5", `n4 or n5 leads, not ${finalLeader}`);
     for (const id of ["n2", "n3", "n4", "n5"]) assert.deepEqual(configOf(cluster, id), conf(["n1", "n4", "n5"]), id);
@@ -289,23 +369,33 @@ describe("learners", () => {
     }
   });
 
-  it("a learner's acknowledgement does not count toward commit", () => {
+  it("learners' acknowledgements do not count toward commit, even when they outnumber the voters reached", () => {
     const cluster = clusterLedBy("n1");
     cluster.addMember("n4");
-    cluster.node("n1").proposeConfChange({ kind: "addLearner", id: "n4" });
+    cluster.addMember("n5");
+    cluster.node("n1").proposeConfChange([
+      { kind: "addLearner", id: "n4" },
+      { kind: "addLearner", id: "n5" },
+    ]);
     cluster.flush();
+    assert.deepEqual(configOf(cluster, "n1"), conf(THREE, [], ["n4", "n5"]));
+    // n1, n4 and n5 are three of five members, but one of three voters.
     cluster.cut("n1", "n2");
     cluster.cut("n1", "n3");
     const commit = cluster.node("n1").status().commit;
     const { index } = cluster.node("n1").propose(bytes("x"));
     cluster.flush();
-    assert.equal(cluster.node("n4").status().lastIndex, index, "the learner holds the entry");
-    assert.equal(cluster.node("n1").status().matched?.n4, index, "and the leader knows it");
-    assert.equal(cluster.node("n1").status().commit, commit, "leader and learner are no majority of three voters");
+    for (const id of ["n4", "n5"]) {
+      assert.equal(cluster.node(id).status().lastIndex, index, `${id} holds the entry`);
+      assert.equal(cluster.node("n1").status().matched?.[id], index, `and the leader knows ${id} does`);
+    }
+    assert.equal(cluster.node("n1").status().commit, commit, "the entry does not commit");
+    settle(cluster, 3);
+    assert.equal(cluster.node("n1").status().commit, commit);
     cluster.heal();
-    cluster.run(3);
+    settle(cluster, 3);
     assert.equal(cluster.node("n1").status().commit, index);
-    assert.deepEqual(appliedData(cluster, "n4"), ["x"]);
+    for (const id of ["n4", "n5"]) assert.deepEqual(appliedData(cluster, id), ["x"], id);
   });
 
   it("a learner never campaigns and is never asked for a vote, even after a long silence", () => {
@@ -359,13 +449,13 @@ describe("removal", () => {
     assert.deepEqual(configOf(cluster, "n1"), joint);
     assert.equal(cluster.node("n1").status().role, "leader", "a leader only in the outgoing half still leads");
     const { index: valueIndex } = cluster.node("n1").propose(bytes("while-joint"));
-    cluster.run(3);
+    settle(cluster, 3);
     assert.equal(cluster.node("n1").status().role, "leader");
     assert.equal(cluster.node("n1").status().commit, index);
 
     cluster.heal();
     cluster.flush();
-    cluster.run(2);
+    settle(cluster, 2);
     const n1 = cluster.node("n1").status();
     assert.equal(n1.role, "follower", "the removed leader stepped down");
     assert.deepEqual(n1.config, conf(["n2", "n3"]));
@@ -440,7 +530,7 @@ describe("refusals", () => {
     assertRefused(leader, { kind: "addLearner", id: "n5" }, "pending");
     assertRefused(leader, { kind: "remove", id: "n4" }, "pending");
     cluster.heal();
-    cluster.run(5);
+    settle(cluster, 5);
     assert.deepEqual(leader.status().config, conf(["n1", "n2", "n3", "n4"]));
     leader.proposeConfChange({ kind: "remove", id: "n4" });
   });
@@ -533,11 +623,7 @@ describe("leadership transfer and membership", () => {
     const cluster = clusterLedBy("n1");
     const leader = cluster.node("n1");
     leader.proposeConfChange({ kind: "remove", id: "n3" });
-    // Step the cluster by hand until the leader has applied the joint entry and appended C_new.
-    for (let round = 0; round < 100 && !isJoint(leader.status().config); round += 1) {
-      cluster.processReady();
-      cluster.deliverDue();
-    }
+    stepUntilJoint(cluster, "n1");
     assert.deepEqual(leader.status().config, conf(["n1", "n2"], THREE));
     assert.ok(leader.status().commit < leader.status().lastIndex, "C_new is not committed yet");
     cluster.cut("n1", "n2");
@@ -547,8 +633,8 @@ describe("leadership transfer and membership", () => {
     assert.throws(() => leader.propose(bytes("x")), (e: unknown) => ProposalDroppedError.is(e));
 
     cluster.heal();
-    cluster.cutOneWay("n1", "n3"); // the transfer cannot finish
-    cluster.run(3); // well within the transfer's own timeout of 10 ticks
+    cluster.cut("n1", "n3"); // the transfer cannot finish
+    settle(cluster, 3); // well within the transfer's own timeout of 10 ticks
     assert.deepEqual(leader.status().config, conf(["n1", "n2"]));
     assert.equal(leader.status().role, "leader");
     leader.propose(bytes("x")); // the transfer was abandoned: proposals are taken again
@@ -575,7 +661,7 @@ describe("restarts and snapshots", () => {
     cluster.processReady();
     assert.deepEqual(configOf(cluster, "n2"), joint, "re-applying its committed log restores the joint configuration");
     cluster.heal();
-    cluster.run(5);
+    settle(cluster, 5);
     for (const id of ["n1", "n2", "n3", "n4"]) assert.deepEqual(configOf(cluster, id), conf(["n1", "n2", "n3", "n4"]), id);
   });
 
@@ -621,7 +707,7 @@ describe("restarts and snapshots", () => {
     cluster.restart("n2");
     assert.deepEqual(configOf(cluster, "n2"), joint, "the joint configuration comes from the snapshot");
     cluster.heal();
-    cluster.run(5);
+    settle(cluster, 5);
     assert.deepEqual(configOf(cluster, "n2"), conf(["n1", "n2", "n3", "n4"]));
   });
 
@@ -649,7 +735,7 @@ describe("restarts and snapshots", () => {
     cluster.restart("n4");
     assert.deepEqual(configOf(cluster, "n4"), conf(THREE, [], ["n4"]));
     cluster.node("n1").proposeConfChange({ kind: "addVoter", id: "n4" });
-    cluster.run(5);
+    settle(cluster, 5);
     assert.deepEqual(configOf(cluster, "n4"), conf(["n1", "n2", "n3", "n4"]));
     assert.deepEqual(appliedData(cluster, "n4"), ["v0", "v1", "v2", "v3", "v4"]);
   });
@@ -723,5 +809,54 @@ describe("waiting for the log to be applied", () => {
     for (const id of ["n2", "n3"]) assert.deepEqual(configOf(cluster, id), conf(["n2", "n3"]), id);
     cluster.addMember("n4");
     n2.proposeConfChange({ kind: "addLearner", id: "n4" });
+  });
+});
+
+// -------------------------------------------------------------------------------------------------
+// A regression test for a bug this suite found at commit 9ec8fe7 (fixed in ba5397a, where `compact`
+// returns null there). A member that joins with `voters: []` and receives the log from index 1 (the
+// leader had not compacted) took EMPTY_CONF as its configuration at index 0, so `Raft.confAt`
+// answered `{ voters: [] }` for every index before the first configuration entry it applied. A
+// snapshot it took there (legal: at most `status().applied`) carried that empty, invalid
+// configuration; once it led, every follower needing the snapshot refused it in `validateSnapshot`
+// ("snapshot configuration is malformed") and never caught up. Either answer is correct: a snapshot
+// with the configuration really in effect there, or no snapshot (`null`).
+describe("snapshots of a member that joined a running cluster", () => {
+  it("never record a configuration the member does not know, and let it, as leader, bring a new member up", () => {
+    const cluster = clusterLedBy("n1");
+    for (let i = 0; i < 5; i += 1) cluster.node("n1").propose(bytes(`v${i}`));
+    cluster.flush();
+    cluster.addMember("n4");
+    const { index } = cluster.node("n1").proposeConfChange({ kind: "addLearner", id: "n4" });
+    cluster.flush();
+    assert.equal(cluster.disks.get("n4")?.entries[0]?.index, 1, "n4 received the log from index 1");
+    assert.ok(index > 3);
+    // The host of n4 snapshots at index 3, below the learner entry.
+    const state = encodeAppliedEntries((cluster.applied.get("n4") ?? []).filter((e) => e.index <= 3));
+    const early = cluster.node("n4").compact(3, state);
+    if (early !== null) {
+      assert.deepEqual(early.config, conf(THREE), "the configuration in effect at index 3, not an empty one");
+      const disk = cluster.disks.get("n4") as MemoryDisk;
+      disk.snapshot = early;
+      disk.entries = disk.entries.filter((e) => e.index > 3);
+    } else {
+      // Refused: once it has applied its own addition it can snapshot.
+      assert.deepEqual(cluster.compact("n4", index).config, conf(THREE, [], ["n4"]));
+    }
+
+    // n4 is promoted, leads, and is asked to add n5, which needs n4's snapshot.
+    cluster.node("n1").proposeConfChange({ kind: "addVoter", id: "n4" });
+    settle(cluster, 3);
+    cluster.node("n1").transferLeadership("n4");
+    cluster.flush();
+    assert.equal(cluster.leader(), "n4");
+    cluster.addMember("n5");
+    cluster.node("n4").proposeConfChange({ kind: "addLearner", id: "n5" });
+    settle(cluster, 50);
+    const n5 = cluster.node("n5").status();
+    assert.equal(n5.counters.invalidMessages, 0, "n5 refuses nothing n4 sends");
+    assert.equal(n5.counters.snapshotsInstalled, 1, "n5 installs n4's snapshot");
+    assert.equal(n5.applied, cluster.node("n4").status().lastIndex, "and catches up");
+    assert.deepEqual(n5.config, conf(["n1", "n2", "n3", "n4"], [], ["n5"]));
   });
 });
