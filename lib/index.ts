@@ -1,96 +1,11 @@
 /**
  * orrery: exactly-one ownership of resources on top of Raft, proven by deterministic simulation.
  *
- * This entry point exports the pure Raft core, the codec and the errors users handle. Adapters
- * (transports, file storage, the simulator) come as subpath exports as they land.
+ * This entry point exports the pure Raft core (with membership configurations and snapshots), the
+ * codec and the errors users handle. Adapters (transports, file storage, the simulator) come as
+ * subpath exports as they land.
  */
-export {
-  RaftNode,
-  resolveConfig,
-  RAFT_CONFIG_DEFAULTS,
-  VOTERS_MAX,
-  MESSAGE_TYPES,
-  ENTRY_OVERHEAD_BYTES,
-  REQUEST_ID_LENGTH_MAX,
-  entryBytes,
-  majoritySize,
-  committedIndex,
-  voteResult,
-  isQuorum,
-  jointCommittedIndex,
-  jointVoteResult,
-  jointIsQuorum,
-  EMPTY_CONF,
-  isJoint,
-  isVoter,
-  confMembers,
-  confVoters,
-  sameConf,
-  describeConf,
-  enterConf,
-  leaveConf,
-  encodeConfState,
-  decodeConfState,
-  isValidConf,
-} from "./raft/index.ts";
-export type {
-  Ready,
-  SoftState,
-  RaftStatus,
-  Role,
-  RestoredState,
-  RaftCounters,
-  ReadState,
-  RaftConfig,
-  RaftConfigInput,
-  AppendMessage,
-  AppendResponseMessage,
-  ConfChangeOp,
-  ConfState,
-  Entry,
-  EntryType,
-  HardState,
-  HeartbeatMessage,
-  HeartbeatResponseMessage,
-  Message,
-  MessageType,
-  NodeId,
-  ReadIndexMessage,
-  ReadIndexResponseMessage,
-  RequestVoteMessage,
-  Snapshot,
-  SnapshotMessage,
-  SnapshotMeta,
-  SnapshotResponseMessage,
-  TimeoutNowMessage,
-  VoteResponseMessage,
-  VoteResult,
-} from "./raft/index.ts";
-export {
-  encodeMessage,
-  decodeMessage,
-  encodeEntry,
-  decodeEntry,
-  encodeEntries,
-  decodeEntries,
-  encodeHardState,
-  decodeHardState,
-  encodeSnapshot,
-  decodeSnapshot,
-  CODEC_VERSION,
-  DECODE_BYTES_MAX,
-  NODE_ID_LENGTH_MAX,
-} from "./codec/index.ts";
-export type { DecodeOptions } from "./codec/index.ts";
-export {
-  OrreryError,
-  NotLeaderError,
-  ProposalDroppedError,
-  ConfigError,
-  CodecError,
-  TimeoutError,
-  InvalidRequestError,
-  ConfChangeError,
-} from "./errors.ts";
-export type { OrreryErrorCode, DropReason, ConfChangeReason } from "./errors.ts";
+export * from "./raft/index.ts";
+export * from "./codec/index.ts";
+export * from "./errors.ts";
 export { AssertionFailure } from "./assert.ts";

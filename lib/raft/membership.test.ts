@@ -12,8 +12,8 @@ import { ConfChangeError, InvalidRequestError, NotLeaderError, ProposalDroppedEr
 import { decodeConfState, encodeConfState, isJoint, type ConfChangeOp } from "./conf.ts";
 import { VOTERS_MAX } from "./config.ts";
 import type { ConfState, Entry, Message, NodeId, RequestVoteMessage } from "./messages.ts";
-import { RaftNode, type Ready } from "./raw-node.ts";
-import { TestCluster, bytes, encodeAppliedEntries, lcg, text, type MemoryDisk } from "./testing.ts";
+import { RaftNode } from "./raw-node.ts";
+import { TestCluster, bytes, drainReady as drain, encodeAppliedEntries, handDriven as member, lcg, text, type MemoryDisk } from "./testing.ts";
 
 const THREE: readonly NodeId[] = ["n1", "n2", "n3"];
 
@@ -92,26 +92,6 @@ function stepUntilJoint(cluster: TestCluster, leader: NodeId): void {
   assert.ok(status.commit < status.lastIndex, "C_new is not committed yet");
 }
 
-/** A member driven by hand whose election timeout is always exactly 10 ticks. */
-function member(
-  id: NodeId,
-  voters: readonly NodeId[],
-  restored?: ConstructorParameters<typeof RaftNode>[1],
-  options: Partial<ConstructorParameters<typeof RaftNode>[0]> = {},
-): RaftNode {
-  return new RaftNode({ id, voters, random: () => 0, electionTicks: 10, ...options }, restored);
-}
-
-/** Hands over every Ready, persisting nothing, and returns them. */
-function drain(node: RaftNode): Ready[] {
-  const out: Ready[] = [];
-  while (node.hasReady()) {
-    const rd = node.ready();
-    out.push(rd);
-    node.advance(rd);
-  }
-  return out;
-}
 
 function confEntry(index: number, term: number, state: ConfState): Entry {
   return { index, term, type: "confChange", data: encodeConfState(state) };
@@ -284,7 +264,7 @@ describe("joint consensus", () => {
       node.step({ type: "voteResponse", from, to: "n2", term: node.status().term, reject });
     };
     const campaign = (): RaftNode => {
-      const node = member("n2", THREE, restored, { preVote: false });
+      const node = member("n2", THREE, { preVote: false }, restored);
       assert.deepEqual(node.status().config, joint);
       node.campaign();
       const requests = drain(node).flatMap((rd) => rd.messages).filter((m): m is RequestVoteMessage => m.type === "requestVote");
@@ -748,7 +728,7 @@ describe("waiting for the log to be applied", () => {
       hardState: { term: 1, vote: null, commit: 2 },
       entries: [normalEntry(1, 1), confEntry(2, 1, four)],
     };
-    const node = member("n1", THREE, restored, { preVote: false });
+    const node = member("n1", THREE, { preVote: false }, restored);
     assert.deepEqual(node.status().config, conf(THREE), "not applied yet");
     node.campaign();
     for (let tick = 0; tick < 100; tick += 1) node.tick();
@@ -768,7 +748,7 @@ describe("waiting for the log to be applied", () => {
 
   it("a new leader refuses a change until it has applied its whole log", () => {
     const restored = { hardState: { term: 1, vote: null, commit: 0 }, entries: [normalEntry(1, 1), normalEntry(2, 1)] };
-    const node = member("n1", THREE, restored, { preVote: false });
+    const node = member("n1", THREE, { preVote: false }, restored);
     node.campaign();
     const requests = drain(node).flatMap((rd) => rd.messages).filter((m) => m.type === "requestVote");
     node.step({ type: "voteResponse", from: "n2", to: "n1", term: 2, reject: false });

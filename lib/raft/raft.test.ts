@@ -8,25 +8,10 @@ import { describe, it } from "node:test";
 import { NotLeaderError, ProposalDroppedError, InvalidRequestError } from "../errors.ts";
 import type { Entry, Message, NodeId } from "./messages.ts";
 import { RaftNode, type Ready } from "./raw-node.ts";
-import { TestCluster, bytes, entriesWithTerms, lcg, text } from "./testing.ts";
+import { TestCluster, bytes, drainReady as drain, entriesWithTerms, handDriven as member, lcg, text } from "./testing.ts";
 
 const THREE = ["n1", "n2", "n3"];
 
-/** A member whose election timeout is always exactly `electionTicks` (random() = 0). */
-function member(id: NodeId, voters: readonly NodeId[], options: Partial<ConstructorParameters<typeof RaftNode>[0]> = {}, restored?: ConstructorParameters<typeof RaftNode>[1]): RaftNode {
-  return new RaftNode({ id, voters, random: () => 0, electionTicks: 10, ...options }, restored);
-}
-
-/** Takes a Ready, "persists" nothing, and acknowledges it; returns it for inspection. */
-function drain(node: RaftNode): Ready[] {
-  const out: Ready[] = [];
-  while (node.hasReady()) {
-    const rd = node.ready();
-    out.push(rd);
-    node.advance(rd);
-  }
-  return out;
-}
 
 function messagesOf(readies: readonly Ready[]): Message[] {
   return readies.flatMap((rd) => rd.messages);

@@ -260,13 +260,7 @@ export class Raft {
    * @throws ProposalDroppedError during a leadership transfer or when a byte limit would be passed.
    */
   propose(data: Uint8Array): { index: number; term: number } {
-    if (this.role !== "leader") throw new NotLeaderError(this.lead);
-    if (this.leadTransferee !== null) {
-      throw new ProposalDroppedError(
-        "leadership-transfer",
-        `leadership is being transferred to ${this.leadTransferee}`,
-      );
-    }
+    this.assertCanPropose();
     if (data.byteLength > this.config.proposalBytesMax) {
       throw new ProposalDroppedError(
         "proposal-bytes-max",
@@ -349,13 +343,7 @@ export class Raft {
    * @throws ProposalDroppedError during a leadership transfer.
    */
   proposeConfChange(ops: readonly ConfChangeOp[]): { index: number; term: number } {
-    if (this.role !== "leader") throw new NotLeaderError(this.lead);
-    if (this.leadTransferee !== null) {
-      throw new ProposalDroppedError(
-        "leadership-transfer",
-        `leadership is being transferred to ${this.leadTransferee}`,
-      );
-    }
+    this.assertCanPropose();
     if (this.pendingConfIndex > this.log.applied) {
       throw new ConfChangeError(
         "pending",
@@ -365,6 +353,17 @@ export class Raft {
     const next = enterConf(this.conf, ops);
     this.counters.confChanges += 1;
     return this.appendConf(next);
+  }
+
+  /** Throws unless this member leads and is not handing leadership over. */
+  private assertCanPropose(): void {
+    if (this.role !== "leader") throw new NotLeaderError(this.lead);
+    if (this.leadTransferee !== null) {
+      throw new ProposalDroppedError(
+        "leadership-transfer",
+        `leadership is being transferred to ${this.leadTransferee}`,
+      );
+    }
   }
 
   /** Appends a configuration entry as leader and sends it. */

@@ -6,7 +6,7 @@
 import { assert } from "../assert.ts";
 import type { RaftConfigInput } from "./config.ts";
 import type { Entry, HardState, Message, NodeId, Snapshot } from "./messages.ts";
-import { RaftNode } from "./raw-node.ts";
+import { RaftNode, type Ready } from "./raw-node.ts";
 import type { ReadState, RestoredState } from "./raft.ts";
 
 /** What a member's "disk" holds: exactly what its Readies asked to persist. */
@@ -351,4 +351,25 @@ export function entriesWithTerms(terms: readonly number[]): Entry[] {
     type: "normal" as const,
     data: bytes(`${i + 1}@${term}`),
   }));
+}
+
+/** A member driven by hand, whose election timeout is always exactly `electionTicks` (10 by default). */
+export function handDriven(
+  id: NodeId,
+  voters: readonly NodeId[],
+  options: Partial<Omit<RaftConfigInput, "id" | "voters">> = {},
+  restored?: RestoredState,
+): RaftNode {
+  return new RaftNode({ id, voters, random: () => 0, electionTicks: 10, ...options }, restored);
+}
+
+/** Takes every Ready `node` has, "persisting" nothing, acknowledges each, and returns them. */
+export function drainReady(node: RaftNode): Ready[] {
+  const out: Ready[] = [];
+  while (node.hasReady()) {
+    const rd = node.ready();
+    out.push(rd);
+    node.advance(rd);
+  }
+  return out;
 }
