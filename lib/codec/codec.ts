@@ -692,6 +692,24 @@ function checkBeforeEncoding(
   }
 }
 
+/**
+ * Encodes plain data (arrays, strings, numbers, booleans, null, `Uint8Array`) with the codec's
+ * deterministic msgpack settings: a building block for state machines built on orrery (the
+ * placement table's commands and snapshots use it). Pair it with {@link decodePlain}.
+ */
+export function encodePlain(value: unknown[]): Uint8Array {
+  return pack(value);
+}
+
+/**
+ * Decodes bytes made by {@link encodePlain} into plain data, refusing anything that is not one
+ * msgpack value within `bytesMax`. The caller checks the shape. Throws {@link CodecError} naming
+ * `path`.
+ */
+export function decodePlain(bytes: Uint8Array, path: string, options?: DecodeOptions): unknown {
+  return unpack(bytes, path, options);
+}
+
 function pack(wire: unknown[]): Uint8Array {
   // packr returns a view into a buffer it goes on writing to; the copy owns its memory.
   return new Uint8Array(packr.pack(wire));

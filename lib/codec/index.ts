@@ -10,11 +10,13 @@ export {
   decodeEntry,
   decodeHardState,
   decodeMessage,
+  decodePlain,
   decodeSnapshot,
   encodeEntries,
   encodeEntry,
   encodeHardState,
   encodeMessage,
+  encodePlain,
   encodeSnapshot,
 } from "./codec.ts";
 export type { DecodeOptions } from "./codec.ts";
