@@ -37,13 +37,18 @@ type Totals = Pick<
   | "confChanges"
   | "membersAdded"
   | "membersRetired"
+  | "acquisitions"
+  | "failovers"
+  | "handoffs"
+  | "fencedWritesRefused"
 >;
 
 describe(`the swarm of seeds 1..${SWARM_SEEDS} at ${SWARM_TICKS} safety ticks`, () => {
   const totals: Totals = {
     events: 0, crashes: 0, partitions: 0, tornWrites: 0, elections: 0, clientOps: 0, commits: 0,
     messages: 0, reads: 0, leaderTransfers: 0, snapshotsSent: 0, snapshotsInstalled: 0,
-    confChanges: 0, membersAdded: 0, membersRetired: 0,
+    confChanges: 0, membersAdded: 0, membersRetired: 0, acquisitions: 0, failovers: 0, handoffs: 0,
+    fencedWritesRefused: 0,
   };
   const memberCounts = new Map<number, number>();
   let ran = 0;
@@ -73,7 +78,7 @@ describe(`the swarm of seeds 1..${SWARM_SEEDS} at ${SWARM_TICKS} safety ticks`, 
     );
   });
 
-  it("exercises crashes, torn writes, partitions, elections, clients, reads, transfers, snapshots, membership changes and every cluster size", () => {
+  it("exercises crashes, torn writes, partitions, elections, clients, reads, transfers, snapshots, membership changes, placement and every cluster size", () => {
     // A swarm that passes because it did nothing proves nothing: these fail if the options stop
     // drawing a fault, for instance after a change to drawOptions.
     assert.ok(ran > 0, "the swarm ran first");
@@ -87,6 +92,9 @@ describe(`the swarm of seeds 1..${SWARM_SEEDS} at ${SWARM_TICKS} safety ticks`, 
     assert.ok(totals.confChanges > 0, "some configuration change committed");
     assert.ok(totals.membersAdded > 0, "some member joined");
     assert.ok(totals.membersRetired > 0, "some member was removed and stopped");
+    assert.ok(totals.acquisitions > 0, "some key was acquired by a worker");
+    assert.ok(totals.failovers > 0, "some dead worker's key failed over");
+    assert.ok(totals.handoffs > 0, "some draining key was handed off");
     assert.ok(totals.elections > ran, `more elections (${totals.elections}) than seeds (${ran})`);
     assert.ok(totals.clientOps > 0, "clients ran operations");
     if (ran >= 50) {

@@ -13,6 +13,17 @@ import type { SimClock } from "./clock.ts";
 import { SimDisk } from "./disk.ts";
 import type { KvInput, KvOutput } from "./history.ts";
 import { KvStore, commandKey, decodeCommand, encodeCommand, type KvCommand } from "./kv.ts";
+import { encodePlacementCommand } from "../lib/placement/commands.ts";
+import { LeaseTracker, type LeaseConfigInput } from "../lib/placement/leases.ts";
+import type { PlacementResult } from "../lib/placement/table.ts";
+import type { PlacementCommand } from "../lib/placement/types.ts";
+import type { WorkerReply, WorkerRequest } from "./worker.ts";
+
+/** A gateway's answer to "who owns this key?". */
+export type RouteReply =
+  | { readonly requestId: number; readonly status: "ok"; readonly owner: string; readonly epoch: number }
+  | { readonly requestId: number; readonly status: "notLeader"; readonly leaderHint: string | null }
+  | { readonly requestId: number; readonly status: "retry" };
 
 /** A client's request to a member. */
 export interface ClientRequest {
@@ -45,6 +56,24 @@ export interface MemberHost {
   onSnapshotInstalled(member: SimMember, snapshot: Snapshot): void;
   /** `member`, leading, appended configuration entry `entry` (its log and applied index as of now). */
   onConfAppend(member: SimMember, entry: Entry): void;
+  replyToWorker(member: SimMember, worker: string, reply: WorkerReply): void;
+  replyRoute(member: SimMember, client: number, reply: RouteReply): void;
+  /** `member` applied placement `command` at `index`. */
+  onPlacementApplied(member: SimMember, index: number, command: PlacementCommand, result: PlacementResult): void;
+}
+
+/** Leader ticks between rebalance rounds. */
+const REBALANCE_EVERY_TICKS = 20;
+/** Keys one rebalance round moves at most. */
+const REBALANCE_MOVES_PER_ROUND = 8;
+
+/** A renewal waiting for its quorum round (ReadIndex) and for the member to apply up to it. */
+interface PendingRenewal {
+  readonly worker: string;
+  readonly seq: number;
+  /** When the leader received it, on its own clock (ms). */
+  readonly receivedAt: number;
+  index: number | null;
 }
 
 /** When members compact their logs. */
@@ -89,6 +118,15 @@ export class SimMember {
   snapshotsTaken = 0;
   /** The index of the member's latest snapshot (taken or installed). */
   private snapshotIndex = 0;
+  /** Placement, leader side: lease deadlines, renewals in their quorum round, requests awaiting their entry. */
+  private tracker: LeaseTracker | null = null;
+  private readonly renewals = new Map<string, PendingRenewal>();
+  private readonly placementWaits = new Map<number, { readonly term: number; readonly done: (result: PlacementResult) => void }>();
+  private readonly proposedExpires = new Set<string>();
+  private readonly proposedHandoffs = new Set<string>();
+  private renewalIds = 0;
+  /** Leader ticks since the last rebalance round was considered. */
+  private rebalanceTicks = 0;
   private persisting: Ready | null = null;
   private readonly proposals = new Map<number, PendingProposal>();
   /** Gets served by ReadIndex, by request id, in arrival order. */
@@ -102,6 +140,8 @@ export class SimMember {
     /** Serve gets through ReadIndex rather than through the log. */
     private readonly readIndexGets: boolean,
     private readonly compaction: CompactionPolicy = { compactEveryEntries: 0 },
+    /** Lease settings when workers run (placement on); `null` otherwise. */
+    private readonly placementLease: LeaseConfigInput | null = null,
   ) {}
 
   /** The core's status, or `undefined` while the member is down. */
@@ -129,6 +169,7 @@ export class SimMember {
     this.role = "follower";
     this.leader = null;
     this.persisting = null;
+    this.tracker = this.placementLease === null ? null : new LeaseTracker(this.placementLease);
   }
 
   /** Crashes the member: volatile state is lost, and the disk keeps only what was synced. */
@@ -142,12 +183,145 @@ export class SimMember {
     this.persisting = null;
     this.proposals.clear();
     this.reads.clear();
+    this.clearPlacementWork();
     this.generation += 1;
   }
 
   tick(): void {
     this.node?.tick();
+    this.placementTick();
     this.processReady();
+  }
+
+  /** The member's own clock, in milliseconds. */
+  private localMs(): number {
+    return this.clock.localAt(this.host.now()) / 1000;
+  }
+
+  private clearPlacementWork(): void {
+    this.renewals.clear();
+    this.placementWaits.clear();
+    this.proposedExpires.clear();
+    this.proposedHandoffs.clear();
+    this.tracker?.onSteppedDown();
+  }
+
+  /** Proposes a placement command; `done` runs when it is applied in this term. False when refused. */
+  private proposePlacement(command: PlacementCommand, done?: (result: PlacementResult) => void): boolean {
+    const node = this.node;
+    if (node === null) return false;
+    try {
+      const { index, term } = node.propose(encodePlacementCommand(command));
+      if (done !== undefined) this.placementWaits.set(index, { term, done });
+      return true;
+    } catch (error) {
+      if (NotLeaderError.is(error) || ProposalDroppedError.is(error)) return false;
+      throw error;
+    }
+  }
+
+  /** A worker's request: join, renew or confirm a release. Only the leader acts on them. */
+  workerRequest(worker: string, request: WorkerRequest): void {
+    const node = this.node;
+    if (node === null) return;
+    if (this.role !== "leader") {
+      this.host.replyToWorker(this, worker, { kind: "notLeader", leaderHint: this.leader });
+      return;
+    }
+    switch (request.kind) {
+      case "join":
+        this.proposePlacement(
+          { type: "join", worker, address: worker, capacity: request.capacity, zone: request.zone },
+          () => this.host.replyToWorker(this, worker, { kind: "joined" }),
+        );
+        break;
+      case "release":
+        this.proposePlacement({ type: "release", worker, key: request.key, epoch: request.epoch });
+        break;
+      case "renew": {
+        // Answered only after a quorum round that began after it arrived (ReadIndex).
+        const readId = `renew:${this.id}:${++this.renewalIds}`;
+        this.renewals.set(readId, { worker, seq: request.seq, receivedAt: this.localMs(), index: null });
+        try {
+          node.readIndex(readId);
+        } catch (error) {
+          this.renewals.delete(readId);
+          if (!NotLeaderError.is(error) && !ProposalDroppedError.is(error)) throw error;
+        }
+        break;
+      }
+    }
+    this.processReady();
+  }
+
+  /** A gateway request: who owns `key`? Acquires it on first use. Only the leader answers. */
+  route(client: number, requestId: number, key: string): void {
+    if (this.node === null) return;
+    if (this.role !== "leader") {
+      this.host.replyRoute(this, client, { requestId, status: "notLeader", leaderHint: this.leader });
+      return;
+    }
+    const assignment = this.kv.table.assignment(key);
+    if (assignment !== undefined) {
+      this.host.replyRoute(this, client, assignment.state === "active"
+        ? { requestId, status: "ok", owner: assignment.owner, epoch: assignment.epoch }
+        : { requestId, status: "retry" });
+      return;
+    }
+    const proposed = this.proposePlacement({ type: "acquire", key }, () => {
+      const now = this.kv.table.assignment(key);
+      this.host.replyRoute(this, client, now !== undefined && now.state === "active"
+        ? { requestId, status: "ok", owner: now.owner, epoch: now.epoch }
+        : { requestId, status: "retry" });
+    });
+    if (!proposed) this.host.replyRoute(this, client, { requestId, status: "retry" });
+    this.processReady();
+  }
+
+  /** Leader only: expires workers whose lease surely ran out, and hands off lapsed drains. */
+  private placementTick(): void {
+    const tracker = this.tracker;
+    if (tracker === null || this.role !== "leader" || this.node === null) return;
+    const now = this.localMs();
+    const table = this.kv.table;
+    for (const worker of tracker.expiredWorkers(now, table.workers().map((w) => w.id))) {
+      if (this.proposedExpires.has(worker)) continue;
+      if (this.proposePlacement({ type: "expire", worker })) this.proposedExpires.add(worker);
+    }
+    const draining = table.drainingKeys().map((key) => {
+      const a = table.assignment(key) as { key: string; epoch: number };
+      return { key, epoch: a.epoch };
+    });
+    // Only grants still draining are remembered, so the set stays as small as the table's drains.
+    const stillDraining = new Set(draining.map((g) => `${g.key}@${g.epoch}`));
+    for (const id of this.proposedHandoffs) if (!stillDraining.has(id)) this.proposedHandoffs.delete(id);
+    for (const grant of tracker.handoffsDue(now, draining)) {
+      const id = `${grant.key}@${grant.epoch}`;
+      if (this.proposedHandoffs.has(id)) continue;
+      if (this.proposePlacement({ type: "handoff", key: grant.key, epoch: grant.epoch })) this.proposedHandoffs.add(id);
+    }
+    // A bounded rebalance round now and then, once earlier moves have finished: only moving keys
+    // pause, and never many at once.
+    this.rebalanceTicks += 1;
+    if (this.rebalanceTicks >= REBALANCE_EVERY_TICKS && draining.length === 0 && table.unbalanced()) {
+      this.rebalanceTicks = 0;
+      this.proposePlacement({ type: "rebalance", movesMax: REBALANCE_MOVES_PER_ROUND });
+    }
+  }
+
+  /** Answers renewals whose quorum round is confirmed and whose read index is applied. */
+  private serveRenewals(): void {
+    for (const [readId, renewal] of this.renewals) {
+      if (renewal.index === null || renewal.index > this.kv.appliedIndex) continue;
+      this.renewals.delete(readId);
+      const tracker = this.tracker;
+      if (tracker === null || this.role !== "leader") continue;
+      const keys = tracker.onRenewalAnswered(renewal.worker, renewal.receivedAt)
+        ? this.kv.table.keysOf(renewal.worker).map((k) => ({ key: k.key, epoch: k.epoch, draining: k.state === "draining" }))
+        : [];
+      const member = this.kv.table.worker(renewal.worker) !== undefined;
+      this.host.replyToWorker(this, renewal.worker, { kind: "renewed", seq: renewal.seq, keys, member });
+    }
   }
 
   step(message: Message): void {
@@ -264,7 +438,11 @@ export class SimMember {
       const leaderChanged = this.leader !== rd.softState.leader;
       this.role = rd.softState.role;
       this.leader = rd.softState.leader;
-      if (wasLeader && this.role !== "leader") this.abandonProposals();
+      if (wasLeader && this.role !== "leader") {
+        this.abandonProposals();
+        this.clearPlacementWork();
+      }
+      if (!wasLeader && this.role === "leader") this.tracker?.onElected(this.localMs());
       if (leaderChanged) this.abandonUnconfirmedReads();
       this.host.onRole(this, this.role, this.term, this.leader);
     }
@@ -291,8 +469,11 @@ export class SimMember {
     for (const state of rd.readStates) {
       const read = this.reads.get(state.requestId);
       if (read !== undefined) read.index = state.index;
+      const renewal = this.renewals.get(state.requestId);
+      if (renewal !== undefined) renewal.index = state.index;
     }
     this.serveReads();
+    this.serveRenewals();
     node.advance(rd);
     this.maybeCompact(node);
   }
@@ -338,6 +519,8 @@ export class SimMember {
   private apply(entry: Entry): void {
     const result = this.kv.apply(entry);
     this.host.onApply(this, entry);
+    const placement = this.kv.lastPlacement;
+    if (placement !== null) this.applied(entry, placement.command, placement.result);
     const pending = this.proposals.get(entry.index);
     if (pending === undefined) return;
     this.proposals.delete(entry.index);
@@ -347,6 +530,24 @@ export class SimMember {
       this.host.reply(this.id, pending.client, { ...base, status: "ok", output: result.output });
     } else {
       this.host.reply(this.id, pending.client, { ...base, status: "retry" });
+    }
+  }
+
+  /** After a placement command is applied: answer who waits for it, and keep the lease tracker in step. */
+  private applied(entry: Entry, command: PlacementCommand, result: PlacementResult): void {
+    this.host.onPlacementApplied(this, entry.index, command, result);
+    const wait = this.placementWaits.get(entry.index);
+    if (wait !== undefined) {
+      this.placementWaits.delete(entry.index);
+      if (wait.term === entry.term) wait.done(result);
+    }
+    const tracker = this.tracker;
+    if (tracker === null || this.role !== "leader") return;
+    const now = this.localMs();
+    for (const a of result.changed) if (a.state === "draining") tracker.onDrainApplied(a.key, a.epoch, now);
+    for (const worker of result.workersRemoved) {
+      tracker.forget(worker);
+      this.proposedExpires.delete(worker);
     }
   }
 

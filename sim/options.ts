@@ -77,6 +77,29 @@ export interface SimOptions {
     /** Mean time between change requests (exponential). */
     readonly meanIntervalMs: number;
   };
+  /** Workers that own keys under leases (placement), with clients routing writes to them. */
+  readonly workers: {
+    readonly enabled: boolean;
+    readonly count: number;
+    /** The lease `L`. */
+    readonly leaseMs: number;
+    /** How often a worker renews, on its clock. */
+    readonly renewIntervalMs: number;
+    /** The worker's safety margin. */
+    readonly marginMs: number;
+    /** Placement clients and the keys they use. */
+    readonly clients: number;
+    readonly keys: number;
+    readonly thinkMs: number;
+    /** Worker faults: crashes, pauses (stalls longer than the lease), cut off from the members. */
+    readonly crashMeanIntervalMs: number;
+    readonly pauseMeanIntervalMs: number;
+    readonly cutMeanIntervalMs: number;
+    /** How long a fault lasts, drawn uniformly up to this. */
+    readonly faultDurationMsMax: number;
+    /** Local time between a worker's lease check and its write (a pause can fall in between). */
+    readonly writeDelayUs: number;
+  };
   readonly workload: {
     readonly clients: number;
     readonly keys: number;
@@ -172,5 +195,23 @@ export function drawOptions(seed: number, overrides: SimOptionOverrides = {}): S
     chunksInflightMax: random.pick([1, 2, 4]),
   };
   const membership = { enabled: random.chance(0.5), meanIntervalMs: random.int(300, 3000) };
-  return { ...options, reads, transferMeanIntervalMs, snapshots, membership };
+  const leaseMs = random.pick([100, 200, 500]);
+  const workers = {
+    enabled: random.chance(0.5),
+    count: random.int(2, 6),
+    leaseMs,
+    renewIntervalMs: Math.round(leaseMs / random.pick([3, 4, 5])),
+    marginMs: Math.round(leaseMs * 0.02),
+    clients: random.int(1, 4),
+    keys: random.int(4, 60),
+    thinkMs: random.int(2, 30),
+    crashMeanIntervalMs: random.chance(0.7) ? random.int(500, 4000) : 0,
+    pauseMeanIntervalMs: random.chance(0.6) ? random.int(500, 4000) : 0,
+    cutMeanIntervalMs: random.chance(0.5) ? random.int(500, 4000) : 0,
+    faultDurationMsMax: random.int(100, 3 * leaseMs),
+    writeDelayUs: random.int(10, 2000),
+  };
+  // Renewals must be answered after a quorum round (DESIGN.md §3), not from the read lease.
+  const readsWithWorkers: SimOptions["reads"] = workers.enabled && reads === "lease" ? "readIndex" : reads;
+  return { ...options, reads: readsWithWorkers, transferMeanIntervalMs, snapshots, membership, workers };
 }

@@ -21,6 +21,21 @@ import {
   type Violation,
 } from "./checkers/raft-safety.ts";
 import { ConfChangeInFlight, ConfigElectionSafety } from "./checkers/membership.ts";
+import {
+  FailoverBound,
+  FencedResource,
+  FencingEpochs,
+  SingleOwnership,
+  TableIntegrity,
+  checkBalance,
+  failoverBoundUs,
+} from "./checkers/placement.ts";
+import type { LeaseGrant } from "../lib/placement/leases.ts";
+import type { PlacementResult } from "../lib/placement/table.ts";
+import type { PlacementCommand } from "../lib/placement/types.ts";
+import { PlacementClient } from "./placement-client.ts";
+import { SimWorker, type WorkerReply, type WorkerRequest, type WriteReply, type WriteRequest } from "./worker.ts";
+import type { RouteReply } from "./member.ts";
 import { EventQueue } from "./event-queue.ts";
 import type { Operation, TraceEvent } from "./history.ts";
 import { commandKey } from "./kv.ts";
@@ -64,6 +79,18 @@ export interface SimStats {
   membersAdded: number;
   /** Members removed from the configuration and then stopped. */
   membersRetired: number;
+  /** Keys granted to a worker for the first time (acquire). */
+  acquisitions: number;
+  /** Keys of an expired worker granted to another. */
+  failovers: number;
+  /** Draining keys granted to their next owner (after a release or a lapsed lease). */
+  handoffs: number;
+  /** The longest failover observed, in ticks of 10 ms true time (see FailoverBound). */
+  failoverTicksMax: number;
+  /** Writes the fenced resource refused (stale owners). */
+  fencedWritesRefused: number;
+  /** Worker crashes, pauses and cuts from the members. */
+  workerFaults: number;
   /** Violations beyond {@link VIOLATIONS_MAX}, counted but not recorded. */
   violationsDropped: number;
 }
@@ -153,6 +180,9 @@ const SAFETY_CHECKERS: ReadonlySet<string> = new Set([
   "config-election-safety",
 ]);
 
+/** Keys of slack in the balance check, for zone-first placement (about one key per zone). */
+const BALANCE_SLACK_KEYS = 3;
+
 /** Member ids a run may use (n1..n9): the cluster's initial members and those added later. */
 const MEMBERS_MAX = 9;
 
@@ -190,8 +220,22 @@ class Simulation implements MemberHost {
     messagesDropped: 0, elections: 0, commits: 0, clientOps: 0, clientOpsUnknown: 0, crashes: 0,
     partitions: 0, tornWrites: 0, fsyncs: 0, reads: 0, leaderTransfers: 0, snapshotsSent: 0,
     snapshotsInstalled: 0, snapshotsTaken: 0, confChanges: 0, membersAdded: 0, membersRetired: 0,
+    acquisitions: 0, failovers: 0, handoffs: 0, failoverTicksMax: 0, fencedWritesRefused: 0, workerFaults: 0,
     violationsDropped: 0,
   };
+  private readonly workers = new Map<string, SimWorker>();
+  private readonly placementClients: PlacementClient[] = [];
+  private readonly fenced = new FencedResource();
+  private readonly singleOwnership: SingleOwnership;
+  private readonly fencingEpochs: FencingEpochs;
+  private readonly failover: FailoverBound;
+  private readonly tableIntegrity: TableIntegrity;
+  /** The highest index whose placement command the simulator has seen applied (first member to apply it). */
+  private placementSeenUpTo = 0;
+  /** Keys the table should hold, from the commands seen applied. */
+  private expectedKeys = 0;
+  /** Workers cut off from every member. */
+  private readonly workersCut = new Set<string>();
   /** Set by the first safety violation: the event loop stops at the next event. */
   private aborted = false;
   private time = 0;
@@ -223,8 +267,129 @@ class Simulation implements MemberHost {
     this.configElection = new ConfigElectionSafety(report, { voters: [...this.memberIds], outgoing: [], learners: [] });
     this.root = root;
     this.clockRandom = root.fork("clocks");
+    this.singleOwnership = new SingleOwnership(report);
+    this.fencingEpochs = new FencingEpochs(report);
+    this.tableIntegrity = new TableIntegrity(report);
+    this.failover = new FailoverBound(report, this.failoverBound());
     for (const id of this.memberIds) this.createMember(id, [...this.memberIds]);
     this.createClients(root);
+    if (options.workers.enabled) this.createWorkers(root);
+  }
+
+  /** The stated failover bound for this run's options (see failoverBoundUs). */
+  private failoverBound(): number {
+    const o = this.options;
+    return failoverBoundUs({
+      leaseMs: o.workers.leaseMs,
+      clockDriftMax: o.clocks.clockDriftMax,
+      electionTimeoutMaxMs: 2 * o.electionTicks * o.tickMs,
+      heartbeatMs: o.heartbeatTicks * o.tickMs,
+      renewalIntervalMs: o.workers.renewIntervalMs,
+      messageDelayMaxMs: (o.network.latencyUsMax + o.network.jitterUs + o.disk.fsyncUsMax) / 1000,
+    });
+  }
+
+  private createWorkers(root: Random): void {
+    const w = this.options.workers;
+    const rho = this.options.clocks.clockDriftMax;
+    for (let i = 1; i <= w.count; i += 1) {
+      const id = `w${i}`;
+      const clocks = this.clockRandom;
+      const drift = this.options.clocks.exceedDrift && clocks.chance(0.5) ? clocks.between(2, 10) * rho : rho;
+      const clock = new SimClock(clocks.int(0, 10_000_000), 1 + clocks.between(-drift, drift));
+      const worker = new SimWorker(id, clock, {
+        lease: { leaseMs: w.leaseMs, clockDriftMax: rho, marginMs: w.marginMs },
+        renewIntervalMs: w.renewIntervalMs,
+        capacity: 1 + (i % 3),
+        zone: `z${i % 3}`,
+        writeDelayUs: w.writeDelayUs,
+      }, this.workerHost());
+      this.workers.set(id, worker);
+    }
+    for (let i = 1; i <= w.clients; i += 1) {
+      this.placementClients.push(new PlacementClient(i, this.memberIds, root.fork(`pclient:${i}`), {
+        keys: w.keys,
+        thinkMs: w.thinkMs,
+        timeoutMs: this.options.workload.requestTimeoutMs,
+      }, {
+        now: () => this.time,
+        route: (client, member, requestId, key) =>
+          this.deliver(++this.messageIds, `p${client.id}`, member, () => this.members.get(member)?.route(client.id, requestId, key)),
+        write: (client, worker, request) => this.sendWrite(client, worker, request),
+        after: (delayUs, fn) => this.at(this.time + delayUs, fn),
+        nextRequestId: () => ++this.requestIds,
+      }));
+    }
+  }
+
+  private workerHost(): import("./worker.ts").WorkerHost {
+    return {
+      now: () => this.time,
+      sendToMember: (worker, member, request) => this.sendWorkerRequest(worker, member, request),
+      replyToClient: (worker, client, reply) => this.replyWrite(worker, client, reply),
+      after: (worker, delayUs, fn) => {
+        const generation = worker.generation;
+        this.at(this.time + delayUs, () => {
+          if (worker.up && worker.generation === generation) fn();
+        });
+      },
+      onServe: (worker, grant, serving) => this.onServe(worker, grant, serving),
+      write: (worker, key, epoch) => {
+        const result = this.fenced.write(key, epoch);
+        this.fencingEpochs.onWrite(this.time, key, worker.id, epoch, result.accepted);
+        if (!result.accepted) this.stats.fencedWritesRefused += 1;
+        this.mix(16, worker.id, key, epoch, result.accepted ? 1 : 0);
+        return result.accepted;
+      },
+      anyMember: () => this.faults.pick(this.memberIds),
+    };
+  }
+
+  private onServe(worker: SimWorker, grant: LeaseGrant, serving: boolean): void {
+    if (serving) this.singleOwnership.onServeStart(this.time, worker.id, grant.key, grant.epoch);
+    else this.singleOwnership.onServeEnd(this.time, worker.id, grant.key);
+    this.mix(17, worker.id, grant.key, grant.epoch, serving ? 1 : 0);
+  }
+
+  private sendWorkerRequest(worker: SimWorker, member: string, request: WorkerRequest): void {
+    if (this.workersCut.has(worker.id)) return;
+    this.deliver(++this.messageIds, worker.id, member, () => this.members.get(member)?.workerRequest(worker.id, request));
+  }
+
+  replyToWorker(member: SimMember, worker: string, reply: WorkerReply): void {
+    if (this.workersCut.has(worker)) return;
+    this.deliver(++this.messageIds, member.id, worker, () => this.workers.get(worker)?.onReply(member.id, reply));
+  }
+
+  replyRoute(member: SimMember, client: number, reply: RouteReply): void {
+    this.deliver(++this.messageIds, member.id, `p${client}`, () => this.placementClients[client - 1]?.onRoute(reply));
+  }
+
+  private sendWrite(client: PlacementClient, worker: string, request: WriteRequest): void {
+    this.deliver(++this.messageIds, `p${client.id}`, worker, () => this.workers.get(worker)?.onWrite(request));
+  }
+
+  private replyWrite(worker: SimWorker, client: number, reply: WriteReply): void {
+    this.deliver(++this.messageIds, worker.id, `p${client}`, () => this.placementClients[client - 1]?.onWrite(reply));
+  }
+
+  onPlacementApplied(_member: SimMember, index: number, command: PlacementCommand, result: PlacementResult): void {
+    // Every member applies the same command at the same index; the first application stands for all.
+    if (index <= this.placementSeenUpTo) return;
+    this.placementSeenUpTo = index;
+    for (const a of result.changed) {
+      if (a.state !== "active" || a.epoch !== index) continue;
+      this.fencingEpochs.onGrant(this.time, a.key, a.owner, a.epoch);
+      this.failover.onGrant(this.time, a.key, a.owner, a.epoch);
+      if (command.type === "acquire") {
+        this.stats.acquisitions += 1;
+        this.expectedKeys += 1;
+      } else if (command.type === "expire") this.stats.failovers += 1;
+      else this.stats.handoffs += 1;
+    }
+    this.expectedKeys -= result.removed.length;
+    for (const key of result.removed) this.failover.onKeyDropped(key);
+    this.mix(18, index, result.changed.length, result.removed.length);
   }
 
   /** Creates member `id`: `voters` is its first configuration, empty for a member that joins. */
@@ -251,7 +416,10 @@ class Simulation implements MemberHost {
         snapshotChunksInflightMax: this.options.snapshots.chunksInflightMax,
       };
       const compaction = { compactEveryEntries: this.options.snapshots.enabled ? this.options.snapshots.compactEveryEntries : 0 };
-      const member = new SimMember(id, clock, config, this, this.options.reads !== "log", compaction);
+      const lease = this.options.workers.enabled
+        ? { leaseMs: this.options.workers.leaseMs, clockDriftMax: this.options.clocks.clockDriftMax, marginMs: this.options.workers.marginMs }
+        : null;
+      const member = new SimMember(id, clock, config, this, this.options.reads !== "log", compaction, lease);
       this.members.set(id, member);
       return member;
     }
@@ -285,6 +453,9 @@ class Simulation implements MemberHost {
     }
     if (this.options.transferMeanIntervalMs > 0) this.scheduleNextTransfer();
     if (this.options.membership.enabled) this.scheduleNextConfChange();
+    for (const worker of this.workers.values()) this.at(this.faults.int(0, 50_000), () => worker.start());
+    for (const client of this.placementClients) this.at(this.faults.int(100_000, 300_000), () => client.wake());
+    if (this.options.workers.enabled) this.scheduleWorkerFaults();
     this.recordPhase("safety");
     const safetyEndUs = this.options.safetyTicks * this.options.tickMs * 1000;
     try {
@@ -335,6 +506,7 @@ class Simulation implements MemberHost {
       client.accepting = false;
       client.patient = true;
     }
+    this.healWorkers(healedAt);
     const active = this.activeMembers();
     const longest = Math.max(...active.map((m) => m.log.length));
     const lagEntries = Math.max(...active.map((m) => longest - m.kv.appliedIndex));
@@ -344,13 +516,21 @@ class Simulation implements MemberHost {
     let opsDoneAt: number | null = null;
     let convergedAt: number | null = null;
     const stepUs = this.options.tickMs * 1000;
-    for (let t = healedAt; t <= healedAt + boundUs && convergedAt === null; t += stepUs) {
+    // With workers, also wait (within its bound) for the dead worker's keys to fail over.
+    const failoverDeadline = healedAt + this.failover.boundUs;
+    let settledAt: number | null = this.options.workers.enabled ? null : healedAt;
+    const waiting = (t: number): boolean =>
+      convergedAt === null || settledAt === null || (this.failover.pending > 0 && t <= failoverDeadline);
+    for (let t = healedAt; t <= Math.max(healedAt + boundUs, failoverDeadline) && waiting(t); t += stepUs) {
       this.runUntil(t);
       if (leaderAt === null && this.leaderKnownToAll()) leaderAt = this.time;
       if (opsDoneAt === null && this.clients.every((c) => !c.busy)) opsDoneAt = this.time;
       if (leaderAt !== null && opsDoneAt !== null && this.converged()) convergedAt = this.time;
+      if (settledAt === null && convergedAt !== null && this.placementSettled()) settledAt = this.time;
     }
     for (const v of checkLiveness({ healedAt, boundUs, leaderAt, opsDoneAt, convergedAt })) this.violate(v);
+    this.failover.check(this.time);
+    if (this.options.workers.enabled) this.checkPlacementSettled(healedAt, settledAt);
   }
 
   /**
@@ -378,6 +558,14 @@ class Simulation implements MemberHost {
 
   private finalChecks(): void {
     this.logMatching.check(this.time, this.logs());
+    if (this.options.workers.enabled) {
+      this.singleOwnership.settle(this.time);
+      const leader = this.currentLeader() ?? this.activeMembers().find((m) => m.up);
+      if (leader !== undefined && leader.kv.appliedIndex >= this.placementSeenUpTo) {
+        this.tableIntegrity.check(this.time, leader.kv.table, this.expectedKeys);
+      }
+      this.stats.failoverTicksMax = Math.ceil(this.failover.failoverUsMax / (this.options.tickMs * 1000));
+    }
     for (const member of this.activeMembers()) {
       if (member.up) this.durableAcks.check(this.time, member.id, member.committedCommandKeys());
     }
@@ -687,6 +875,97 @@ class Simulation implements MemberHost {
       }
       this.scheduleNextTransfer();
     });
+  }
+
+  /** No key moving and nothing left to rebalance, on the leader's table. */
+  private placementSettled(): boolean {
+    const leader = this.currentLeader();
+    if (leader === undefined) return false;
+    const table = leader.kv.table;
+    return table.drainingKeys().length === 0 && !table.unbalanced();
+  }
+
+  /**
+   * Balance, once placement has settled after healing: every worker's load is within the stated
+   * bound of its capacity share (see checkBalance; `BALANCE_SLACK_KEYS` covers zone-first
+   * placement). Settling is part of liveness: it must happen within the liveness bound.
+   */
+  private checkPlacementSettled(healedAt: number, settledAt: number | null): void {
+    if (settledAt === null) {
+      this.violate({ checker: "liveness", message: "placement did not settle (keys still moving or unbalanced) after healing", t: this.time });
+      return;
+    }
+    const leader = this.currentLeader();
+    if (leader === undefined) return;
+    const table = leader.kv.table;
+    const workers = table.workers().filter((w) => w.status === "active" && !w.leaving)
+      .map((w) => ({ id: w.id, capacity: w.capacity, load: table.load(w.id) }));
+    for (const v of checkBalance(this.time, workers, BALANCE_SLACK_KEYS)) this.violate(v);
+    void healedAt;
+  }
+
+  /** Crashes, pauses and cuts workers off from the members, each process on its own schedule. */
+  private scheduleWorkerFaults(): void {
+    const w = this.options.workers;
+    const workers = [...this.workers.values()];
+    const every = (meanMs: number, fault: (worker: SimWorker, durationUs: number) => void): void => {
+      if (meanMs <= 0) return;
+      const next = (): void => {
+        this.at(this.time + Math.max(1, Math.floor(this.faults.exponential(meanMs * 1000))), () => {
+          if (this.phase !== "safety") return;
+          const worker = this.faults.pick(workers);
+          fault(worker, this.faults.int(1, w.faultDurationMsMax * 1000));
+          this.stats.workerFaults += 1;
+          next();
+        });
+      };
+      next();
+    };
+    every(w.crashMeanIntervalMs, (worker, durationUs) => {
+      if (!worker.up) return;
+      this.crashWorker(worker);
+      this.at(this.time + durationUs, () => {
+        if (!worker.up && this.phase === "safety") worker.start();
+      });
+    });
+    every(w.pauseMeanIntervalMs, (worker, durationUs) => {
+      worker.pausedUntilUs = Math.max(worker.pausedUntilUs, this.time + durationUs);
+      this.mix(19, worker.id, 1);
+    });
+    every(w.cutMeanIntervalMs, (worker, durationUs) => {
+      this.workersCut.add(worker.id);
+      this.mix(19, worker.id, 2);
+      this.at(this.time + durationUs, () => this.workersCut.delete(worker.id));
+    });
+  }
+
+  private crashWorker(worker: SimWorker): void {
+    worker.crash();
+    this.singleOwnership.onWorkerCrash(this.time, worker.id);
+    this.mix(19, worker.id, 3);
+  }
+
+  /**
+   * Liveness: worker faults end and crashed workers restart, except one worker, which (with three
+   * or more) dies for good so that its keys must fail over within the stated bound.
+   */
+  private healWorkers(healedAt: number): void {
+    if (!this.options.workers.enabled) return;
+    this.workersCut.clear();
+    for (const client of this.placementClients) client.accepting = false;
+    const workers = [...this.workers.values()];
+    for (const worker of workers) {
+      worker.pausedUntilUs = 0;
+      if (!worker.up) worker.start();
+    }
+    const victim = workers.length >= 3 ? workers[0] : undefined;
+    if (victim !== undefined) {
+      const leader = this.currentLeader();
+      const keys = leader?.kv.table.keysOf(victim.id).map((k) => k.key) ?? [];
+      this.crashWorker(victim);
+      this.failover.onWorkerDead(this.time, victim.id, keys);
+    }
+    this.failover.onClusterHealthy(healedAt);
   }
 
   private currentLeader(): SimMember | undefined {

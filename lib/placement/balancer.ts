@@ -66,8 +66,9 @@ function better(a: Candidate, b: Candidate): boolean {
 
 /**
  * Up to `movesMax` moves that even out load relative to capacity: each takes the first movable key
- * (in key order) of the most loaded worker to the least loaded one, while that strictly narrows the
- * gap between them. `movable(worker)` lists a worker's keys that may move, sorted.
+ * (in key order) of the most loaded worker that still has one to the least loaded worker, while
+ * that narrows the gap between them. `movable(worker)` lists a worker's keys that may move, sorted;
+ * it is asked at most once per worker.
  */
 export function planMoves(
   candidates: readonly Candidate[],
@@ -75,7 +76,10 @@ export function planMoves(
   movesMax: number,
 ): Move[] {
   const loads = new Map(candidates.map((c) => [c.id, c.load]));
+  const lists = new Map<WorkerId, readonly ResourceKey[]>();
   const taken = new Map<WorkerId, number>();
+  /** Sources with no movable key left: the next most loaded worker gives instead. */
+  const exhausted = new Set<WorkerId>();
   const moves: Move[] = [];
   const sorted = [...candidates].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   while (moves.length < movesMax) {
@@ -83,7 +87,7 @@ export function planMoves(
     let least: Candidate | null = null;
     for (const c of sorted) {
       const ratio = (loads.get(c.id) as number) / c.capacity;
-      if (most === null || ratio > (loads.get(most.id) as number) / most.capacity) most = c;
+      if (!exhausted.has(c.id) && (most === null || ratio > (loads.get(most.id) as number) / most.capacity)) most = c;
       const after = ((loads.get(c.id) as number) + 1) / c.capacity;
       if (least === null || after < ((loads.get(least.id) as number) + 1) / least.capacity) least = c;
     }
@@ -92,9 +96,17 @@ export function planMoves(
     const leastLoad = loads.get(least.id) as number;
     // Moving one key must leave the source no less loaded than the target is after it.
     if ((mostLoad - 1) / most.capacity < (leastLoad + 1) / least.capacity) break;
+    let list = lists.get(most.id);
+    if (list === undefined) {
+      list = movable(most.id);
+      lists.set(most.id, list);
+    }
     const used = taken.get(most.id) ?? 0;
-    const key = movable(most.id)[used];
-    if (key === undefined) break;
+    const key = list[used];
+    if (key === undefined) {
+      exhausted.add(most.id);
+      continue;
+    }
     taken.set(most.id, used + 1);
     loads.set(most.id, mostLoad - 1);
     loads.set(least.id, leastLoad + 1);

@@ -66,7 +66,8 @@ export function decodePlacementCommand(bytes: Uint8Array, options?: DecodeOption
           ? typeof value === "string"
           : value === null || typeof value === "string";
     if (!ok) throw new CodecError(`command.${name}`, `is not a ${kind}`);
-    command[name] = value;
+    // A count may arrive as a float -0; it is 0.
+    command[name] = kind === "count" ? (value as number) + 0 : value;
   });
   return command as unknown as PlacementCommand;
 }

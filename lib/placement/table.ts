@@ -134,6 +134,15 @@ export class PlacementTable {
     return keys.sort(compare);
   }
 
+  /**
+   * Whether a `rebalance` command would move anything now: keys are not spread by capacity as far
+   * as the balancer can take them.
+   */
+  unbalanced(): boolean {
+    const movable = (worker: WorkerId) => this.keysOf(worker).filter((k) => k.state === "active").map((k) => k.key);
+    return planMoves(this.candidates(), movable, 1).length > 0;
+  }
+
   /** A worker's load: keys it owns and keeps (not draining away) plus keys draining to it. */
   load(worker: WorkerId): number {
     return this.slots.get(worker)?.load ?? 0;
@@ -223,7 +232,8 @@ export class PlacementTable {
     if (!Number.isSafeInteger(capacity) || capacity < 1 || capacity > CAPACITY_MAX) return "malformed capacity";
     const known = this.workerInfo.get(worker);
     if (known === undefined && this.workerInfo.size >= WORKERS_MAX) return `the table holds WORKERS_MAX (${WORKERS_MAX}) workers`;
-    this.setWorker({ id: worker, address, capacity, zone, status: "active", leaving: false });
+    // A known worker (restarted, say) keeps its status: rejoining does not undo a drain or a leave.
+    this.setWorker({ id: worker, address, capacity, zone, status: known?.status ?? "active", leaving: known?.leaving ?? false });
     void index;
     this.rebalance(this.options.joinMovesMax, out);
     return null;
@@ -325,11 +335,10 @@ export class PlacementTable {
   /** A draining key goes to its next owner, or, if that one can no longer take it, another. */
   private handOver(a: Assignment, index: number, out: ResultBuilder): void {
     const next = a.next !== null && this.eligible(a.next) ? a.next : this.chooseOwner(a.owner);
-    if (next === null) {
-      this.removeKey(a, out);
-      return;
-    }
-    this.grant(a.key, next, index, out);
+    if (next === null) this.removeKey(a, out);
+    else this.grant(a.key, next, index, out);
+    // A leaving worker that was only this key's next owner may now hold nothing.
+    if (a.next !== null && a.next !== next) this.removeIfLeftEmpty(a.next, out);
   }
 
   private removeKey(a: Assignment, out: ResultBuilder): void {
@@ -417,21 +426,22 @@ export class PlacementTable {
       if (!Array.isArray(w) || w.length !== 6) throw new CodecError(`placement.workers[${i}]`, "is not a worker");
       const [id, address, capacity, zone, status, leaving] = w as unknown[];
       if (!validName(id) || !validName(address) || !validName(zone) || !isCount(capacity) || capacity < 1 ||
-        (status !== 0 && status !== 1) || typeof leaving !== "boolean") {
+        capacity > CAPACITY_MAX || (status !== 0 && status !== 1) || typeof leaving !== "boolean") {
         throw new CodecError(`placement.workers[${i}]`, "is malformed");
       }
+      if (table.workerInfo.has(id)) throw new CodecError(`placement.workers[${i}]`, `repeats worker ${id}`);
       table.setWorker({ id, address, capacity, zone, status: status === 0 ? "active" : "draining", leaving });
     }
     if (assignments.length % 5 !== 0) throw new CodecError("placement.assignments", "is not a list of 5-tuples");
     for (let i = 0; i < assignments.length; i += 5) {
       const [key, owner, epoch, state, next] = assignments.slice(i, i + 5) as unknown[];
       const path = `placement.assignments[${i / 5}]`;
-      if (!validName(key) || !validName(owner) || !isCount(epoch) || (state !== 0 && state !== 1)) {
+      if (!validName(key) || !validName(owner) || !isCount(epoch) || epoch > appliedIndex || (state !== 0 && state !== 1)) {
         throw new CodecError(path, "is malformed");
       }
       if (!table.workerInfo.has(owner)) throw new CodecError(path, `names unknown owner ${owner}`);
       const draining = state === 1;
-      if (draining ? !(validName(next) && table.workerInfo.has(next)) : next !== null) {
+      if (draining ? !(validName(next) && table.workerInfo.has(next) && next !== owner) : next !== null) {
         throw new CodecError(path, "has a malformed next owner");
       }
       if (table.assignments.has(key)) throw new CodecError(path, `repeats key ${key}`);
