@@ -64,7 +64,11 @@ function overridesFrom(flags: Flags): SimOptionOverrides {
     throw new UsageError("--members must be 3, 5 or 7");
   }
   const safetyTicks = integer(flags, "--ticks", 10, 10_000_000);
-  return { ...(members !== undefined ? { members } : {}), ...(safetyTicks !== undefined ? { safetyTicks } : {}) };
+  return {
+    ...(members !== undefined ? { members } : {}),
+    ...(safetyTicks !== undefined ? { safetyTicks } : {}),
+    ...(flags.switches.has("--workers") ? { workers: true } : {}),
+  };
 }
 
 /** Flattens nested options into `a.b=c` lines, in a fixed order. */
@@ -97,7 +101,9 @@ function printResult(result: SimResult, io: CliIo): void {
       `commits=${s.commits} clientOps=${s.clientOps} unknown=${s.clientOpsUnknown} crashes=${s.crashes} ` +
       `torn=${s.tornWrites} partitions=${s.partitions} reads=${s.reads} transfers=${s.leaderTransfers} ` +
       `snapshotsSent=${s.snapshotsSent} snapshotsInstalled=${s.snapshotsInstalled} snapshotsTaken=${s.snapshotsTaken} ` +
-      `confChanges=${s.confChanges} membersAdded=${s.membersAdded} membersRetired=${s.membersRetired}\n`,
+      `confChanges=${s.confChanges} membersAdded=${s.membersAdded} membersRetired=${s.membersRetired} ` +
+      `acquisitions=${s.acquisitions} failovers=${s.failovers} handoffs=${s.handoffs} ` +
+      `failoverTicksMax=${s.failoverTicksMax} fencedWritesRefused=${s.fencedWritesRefused} workerFaults=${s.workerFaults}\n`,
   );
   if (result.violations.length === 0) io.out("violations none\n");
   for (const v of result.violations) io.out(`VIOLATION ${v.checker} at ${(v.t / 1000).toFixed(3)}ms: ${v.message}\n`);
@@ -145,7 +151,7 @@ function hashInChildProcess(args: readonly string[]): string {
 }
 
 async function sim(args: readonly string[], io: CliIo): Promise<number> {
-  const flags = parseFlags(args, ["--seed", "--members", "--ticks", "--html", "--replay"], ["--json", "--check-determinism"]);
+  const flags = parseFlags(args, ["--seed", "--members", "--ticks", "--html", "--replay"], ["--json", "--check-determinism", "--workers"]);
   const { result } = runOne(flags);
   const htmlPath = flags.values.get("--html");
   if (htmlPath !== undefined) {
@@ -174,7 +180,7 @@ async function sim(args: readonly string[], io: CliIo): Promise<number> {
 }
 
 async function fuzz(args: readonly string[], io: CliIo): Promise<number> {
-  const flags = parseFlags(args, ["--seeds", "--start", "--members", "--ticks", "--save"], ["--json"]);
+  const flags = parseFlags(args, ["--seeds", "--start", "--members", "--ticks", "--save"], ["--json", "--workers"]);
   const count = integer(flags, "--seeds", 1, 10_000_000) ?? 100;
   const start = integer(flags, "--start", 0, Number.MAX_SAFE_INTEGER) ?? 1;
   const overrides = overridesFrom(flags);
@@ -236,7 +242,7 @@ export const simCommand: Command = {
   name: "sim",
   summary: "run the deterministic simulator on one seed",
   usage: [
-    "Usage: orrery sim --seed N [--members 3|5|7] [--ticks T] [--json] [--html out.html] [--check-determinism]",
+    "Usage: orrery sim --seed N [--members 3|5|7] [--ticks T] [--workers] [--json] [--html out.html] [--check-determinism]",
     "       orrery sim --replay FILE [--json] [--html out.html]",
     "",
     "Runs one seeded simulation: a safety phase of T ticks (default 3000) with the faults the seed",
@@ -246,6 +252,7 @@ export const simCommand: Command = {
     "  --json               one JSON object: { seed, options, traceHash, violations, stats }",
     "  --html FILE          write a space-time diagram of the run",
     "  --check-determinism  run the seed again in a separate process and compare trace hashes",
+    "  --workers            run workers under leases (placement) whatever the seed draws",
     "  --replay FILE        run a saved schedule (written by the fuzzer) instead of a seed",
     "",
   ].join("\n"),
@@ -257,7 +264,7 @@ export const fuzzCommand: Command = {
   name: "fuzz",
   summary: "run the simulator over many seeds and list failing ones",
   usage: [
-    "Usage: orrery fuzz --seeds N [--start S] [--members 3|5|7] [--ticks T] [--json] [--save PREFIX]",
+    "Usage: orrery fuzz --seeds N [--start S] [--members 3|5|7] [--ticks T] [--workers] [--json] [--save PREFIX]",
     "",
     "Runs seeds S..S+N-1 (default S=1), showing progress on a terminal, and ends with a summary",
     "listing failing seeds. Exit status 1 if any failed. --save PREFIX writes PREFIX<seed>.json",

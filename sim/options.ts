@@ -120,6 +120,8 @@ export interface SimOptions {
 export interface SimOptionOverrides {
   readonly members?: number;
   readonly safetyTicks?: number;
+  /** Run workers (placement) whatever the seed draws. */
+  readonly workers?: boolean;
 }
 
 /** Cluster sizes the simulator runs. */
@@ -196,8 +198,9 @@ export function drawOptions(seed: number, overrides: SimOptionOverrides = {}): S
   };
   const membership = { enabled: random.chance(0.5), meanIntervalMs: random.int(300, 3000) };
   const leaseMs = random.pick([100, 200, 500]);
+  const workersDrawn = random.chance(0.5);
   const workers = {
-    enabled: random.chance(0.5),
+    enabled: overrides.workers ?? workersDrawn,
     count: random.int(2, 6),
     leaseMs,
     renewIntervalMs: Math.round(leaseMs / random.pick([3, 4, 5])),
