@@ -145,6 +145,6 @@ export class KvStore {
     const keys = [...this.data.keys()].sort();
     const kv = keys.map((k) => `${k}=${this.data.get(k)}`).join(";");
     const workers = this.table.workers().map((w) => `${w.id}:${w.status}:${this.table.keysOf(w.id).map((k) => `${k.key}@${k.epoch}${k.state === "draining" ? "d" : ""}`).join(",")}`);
-    return `${kv}|${workers.join(";")}`;
+    return workers.length === 0 ? kv : `${kv}|${workers.join(";")}`;
   }
 }

@@ -46,6 +46,8 @@ export interface SimOptions {
     readonly clockDriftMax: number;
     /** When true, some clocks drift beyond ρ on purpose. */
     readonly exceedDrift: boolean;
+    /** With `exceedDrift`, such a clock drifts by up to this many times ρ (at least 2). */
+    readonly exceedFactorMax: number;
   };
   readonly disk: {
     /** fsync latency is drawn per sync from `[fsyncUsMin, fsyncUsMax]` µs. */
@@ -169,6 +171,7 @@ export function drawOptions(seed: number, overrides: SimOptionOverrides = {}): S
     clocks: {
       clockDriftMax: 0.01,
       exceedDrift: random.chance(0.1),
+      exceedFactorMax: 10,
     },
     disk: {
       fsyncUsMin: random.int(50, 500),

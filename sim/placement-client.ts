@@ -1,7 +1,9 @@
 /**
  * A simulated user of the placement layer: it picks a key, asks a member's gateway who owns it
- * (acquiring it on first use), and sends a write to the owner carrying the owner's epoch. A stale
- * route (the worker answers 409) makes it ask again; no answer in time makes it try another member.
+ * (acquiring it on first use), and sends a write to the owner carrying the owner's epoch. Like a
+ * gateway it caches routes, so a write may reach an owner that has since lost the key: a stale route
+ * (the worker answers 409) drops the cached route and asks again; no answer in time makes it try
+ * another member.
  */
 import type { RouteReply } from "./member.ts";
 import type { Random } from "./random.ts";
@@ -34,6 +36,8 @@ export class PlacementClient {
   accepting = true;
   writesOk = 0;
   writesStale = 0;
+  /** Cached routes, key -> owner and epoch; at most `keys` entries. */
+  private readonly routes = new Map<string, { readonly owner: string; readonly epoch: number }>();
 
   constructor(
     readonly id: number,
@@ -49,7 +53,9 @@ export class PlacementClient {
   wake(): void {
     if (!this.accepting) return;
     this.key = `/k${this.random.int(0, this.options.keys - 1)}`;
-    this.sendRoute();
+    const cached = this.routes.get(this.key);
+    if (cached !== undefined) this.sendWrite(cached.owner, cached.epoch);
+    else this.sendRoute();
   }
 
   private sendRoute(): void {
@@ -72,15 +78,10 @@ export class PlacementClient {
   onRoute(reply: RouteReply): void {
     if (reply.requestId !== this.requestId) return;
     switch (reply.status) {
-      case "ok": {
-        const requestId = this.host.nextRequestId();
-        this.requestId = requestId;
-        this.host.write(this, reply.owner, { requestId, client: this.id, key: this.key, epoch: reply.epoch });
-        this.host.after(this.options.timeoutMs * 1000, () => {
-          if (this.requestId === requestId) this.next();
-        });
+      case "ok":
+        this.routes.set(this.key, { owner: reply.owner, epoch: reply.epoch });
+        this.sendWrite(reply.owner, reply.epoch);
         return;
-      }
       case "notLeader":
         this.target = reply.leaderHint ?? this.random.pick(this.members);
         this.retrySoon();
@@ -89,6 +90,17 @@ export class PlacementClient {
         this.retrySoon();
         return;
     }
+  }
+
+  private sendWrite(owner: string, epoch: number): void {
+    const requestId = this.host.nextRequestId();
+    this.requestId = requestId;
+    this.host.write(this, owner, { requestId, client: this.id, key: this.key, epoch });
+    this.host.after(this.options.timeoutMs * 1000, () => {
+      if (this.requestId !== requestId) return;
+      this.routes.delete(this.key); // the owner may be gone
+      this.next();
+    });
   }
 
   private retrySoon(): void {
@@ -101,8 +113,14 @@ export class PlacementClient {
   /** The owner's answer to a write. */
   onWrite(reply: WriteReply): void {
     if (reply.requestId !== this.requestId) return;
-    if (reply.status === "ok") this.writesOk += 1;
-    else this.writesStale += 1;
-    this.next();
+    if (reply.status === "ok") {
+      this.writesOk += 1;
+      this.next();
+      return;
+    }
+    // 409: the route is stale. Ask the gateway again, shortly.
+    this.writesStale += 1;
+    this.routes.delete(this.key);
+    this.retrySoon();
   }
 }

@@ -29,22 +29,24 @@ describe("placement in the simulator", () => {
     assert.ok(acquisitions > 0 && failovers > 0 && handoffs > 0, JSON.stringify({ acquisitions, failovers, handoffs }));
   });
 
-  // Seed 30, clocks allowed to drift up to 10x beyond ρ and no pauses: a worker whose clock runs
-  // slow keeps believing in its lease after the leader, whose clock runs fast, has expired it and
-  // granted its key to another worker. Single ownership fails; the fence still refuses every write
-  // with an older epoch, so the resource's data stays safe. Found by searching seeds 1..40 with
-  // these options (1 of 40 shows it).
+  // Some clocks drift up to 40 times ρ (so a worker's clock may run 40% slow and the leader's
+  // 40% fast), and workers are often cut off from the members: a cut-off worker keeps believing in
+  // its lease, on its slow clock, after the leader, on its fast clock, has expired it and granted
+  // its keys to others. Single ownership fails; the fence still refuses every write with an older
+  // epoch, so the resource's data stays safe. Seed 12 shows both (12 overlaps, a refused write).
   it("with drift beyond ρ, single ownership can fail while the fence keeps the data safe", () => {
-    const options = withWorkers(30, (o) => ({
-      clocks: { ...o.clocks, exceedDrift: true },
-      workers: { ...o.workers, pauseMeanIntervalMs: 0 },
+    const options = withWorkers(12, (o) => ({
+      clocks: { ...o.clocks, exceedDrift: true, exceedFactorMax: 40 },
+      workers: { ...o.workers, pauseMeanIntervalMs: 0, cutMeanIntervalMs: 300, faultDurationMsMax: 3 * o.workers.leaseMs },
     }));
-    const result = runSimulation(30, { options });
-    const checkers = new Set(result.violations.map((v) => v.checker));
-    assert.ok(checkers.has("single-ownership"), `single ownership fired: ${[...checkers].join(", ") || "nothing"}`);
-    assert.ok(!checkers.has("fencing-epochs"), "the fence held");
+    const result = runSimulation(12, { options });
+    // Beyond ρ the lease promise does not hold, so overlaps are counted, not violations; every
+    // checker that does not depend on clocks — the fence among them — must still hold.
+    assert.ok(result.stats.ownershipOverlapsBeyondDrift > 0, "two workers believed they owned one key at once");
+    assert.deepEqual(result.violations.map((v) => `${v.checker}: ${v.message}`), [], "the fence held, and everything else");
+    assert.ok(result.stats.fencedWritesRefused > 0, "a former owner's write reached the resource and was refused");
     // With the clocks within ρ, the same seed keeps single ownership.
-    const within = runSimulation(30, { options: { ...options, clocks: { ...options.clocks, exceedDrift: false } } });
+    const within = runSimulation(12, { options: { ...options, clocks: { ...options.clocks, exceedDrift: false } } });
     assert.deepEqual(within.violations.map((v) => v.checker), []);
   });
 });

@@ -178,7 +178,12 @@ export class SimWorker {
   private reconcile(): void {
     const changes = this.lease.reconcile(this.localMs());
     for (const grant of changes.released) this.host.onServe(this, grant, false);
-    for (const grant of changes.acquired) this.host.onServe(this, grant, true);
+    for (const grant of changes.acquired) {
+      this.host.onServe(this, grant, true);
+      // Opening the resource raises its fence to the new epoch (the router example's `_fence` row),
+      // so that from now on a former owner's writes are refused.
+      this.host.write(this, grant.key, grant.epoch);
+    }
     for (const grant of changes.confirm) {
       const request: WorkerRequest = { kind: "release", worker: this.id, key: grant.key, epoch: grant.epoch };
       this.host.sendToMember(this, this.leaderGuess ?? this.host.anyMember(), request);
@@ -196,9 +201,9 @@ export class SimWorker {
   }
 
   private reconcileLapse(): void {
+    // A lapse only ends grants; nothing new can be acquired without an answer.
     const changes = this.lease.reconcile(this.localMs());
     for (const grant of changes.released) this.host.onServe(this, grant, false);
-    for (const grant of changes.acquired) this.host.onServe(this, grant, true);
   }
 
   /** A client's write: checked against the lease now, made after `writeDelayUs` (a pause may intervene). */

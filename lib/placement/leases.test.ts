@@ -22,6 +22,8 @@ import {
 import { WorkerLease, type AnsweredKey } from "./worker.ts";
 
 const NUM_RUNS = 1_000;
+// Every assert.ok here carries a message: without one, node rebuilds it by parsing this file's
+// source, which under tsx can take minutes when the assertion fails.
 
 /** L = 1000 ms, ρ = 1%: the leader waits 1010 ms of its clock. */
 function tracker(): LeaseTracker {
@@ -186,6 +188,13 @@ describe("LeaseTracker handoff", () => {
     assert.deepEqual(leases.handoffsDue(5_000, [a]), []);
     assert.deepEqual(leases.handoffsDue(6_009.999, [a]), []);
     assert.deepEqual(leases.handoffsDue(6_010, [a]), [a]);
+  });
+
+  it("counts from the election for a drain time given from before it", () => {
+    const leases = tracker();
+    leases.onElected(5_000);
+    leases.onDrainApplied("a", 4, 4_000);
+    assert.equal(leases.handoffDueAt("a", 4), 6_010);
   });
 
   it("counts from the election when a new leader never saw the drain applied", () => {
@@ -396,20 +405,20 @@ function simulate(scenario: Scenario): Outcome {
   });
 
   const moves: number[] = [];
-  let expiredAt = Infinity;
+  // When an earlier reign decided to expire the worker: its keys are gone for later leaders.
+  let expiredInEarlierReign = Infinity;
   reigns.forEach((reign, r) => {
     const clock = scenario.leaders[reign.leader];
     const leases = new LeaseTracker(config);
     leases.onElected(localAt(clock, reign.electedAt));
     let drained = false;
-    let expiryDecided = false;
+    let expiredAt = Infinity;
     const decideExpiry = (before: number): void => {
       const at = trueAt(clock, leases.expiresAt(WORKER));
-      if (expiryDecided || at > before || at >= reign.endsAt) return;
+      if (expiredAt < Infinity || at > before || at >= reign.endsAt) return;
       // The earliest the host could decide: polling exactly at the deadline.
       assert.deepEqual(leases.expiredWorkers(leases.expiresAt(WORKER), [WORKER]), [WORKER]);
-      expiryDecided = true;
-      expiredAt = Math.min(expiredAt, at);
+      expiredAt = at;
       moves.push(at);
     };
     const answers = [...answersByReign[r]!].sort((x, y) => x.answeredAt - y.answeredAt);
@@ -420,8 +429,8 @@ function simulate(scenario: Scenario): Outcome {
       }
       decideExpiry(answer.answeredAt);
       const mayList = leases.onRenewalAnswered(WORKER, localAt(clock, answer.receivedAt));
-      // Once any leader decided the expiry (always before this reign's answers), the key is gone.
-      if (mayList && answer.answeredAt < expiredAt) {
+      // Within the reign, only the tracker stops the keys being listed once the expiry is decided.
+      if (mayList && answer.answeredAt < expiredInEarlierReign) {
         const isDraining = reign.drainAppliedAt !== null && answer.receivedAt >= reign.drainAppliedAt;
         answer.keys = [{ key: KEY, epoch: EPOCH, draining: isDraining }];
       }
@@ -435,6 +444,7 @@ function simulate(scenario: Scenario): Outcome {
       assert.deepEqual(leases.handoffsDue(handoff, [{ key: KEY, epoch: EPOCH }]), [{ key: KEY, epoch: EPOCH }]);
       moves.push(trueAt(clock, handoff));
     }
+    expiredInEarlierReign = Math.min(expiredInEarlierReign, expiredAt);
   });
 
   // The worker, in true-time order: sends before deliveries at the same instant.
@@ -550,7 +560,7 @@ describe("the lease safety argument", () => {
     );
     assert.equal(result.failed, true, "a drift of 3ρ + 5% should let some worker outlive its lease");
     const [scenario] = result.counterexample ?? [];
-    assert.ok(scenario !== undefined && overlapMs(simulate(scenario)) > TOLERANCE_MS);
+    assert.ok(scenario !== undefined && overlapMs(simulate(scenario)) > TOLERANCE_MS, "the counterexample overlaps");
   });
 
   it("can fail when clocks drift beyond ρ: a constructed overlap", () => {
@@ -571,12 +581,12 @@ describe("the lease safety argument", () => {
       failoverAt: null,
     };
     const outcome = simulate(scenario);
-    assert.ok(Math.abs(outcome.servedUntil - 1_100) < 1e-9);
-    assert.deepEqual(outcome.moves.length, 1);
-    assert.ok(Math.abs(outcome.moves[0]! - 1_010 / 1.1) < 1e-9);
-    assert.ok(overlapMs(outcome) > 180);
+    assert.ok(Math.abs(outcome.servedUntil - 1_100) < 1e-9, `served until ${outcome.servedUntil}, not 1100`);
+    assert.equal(outcome.moves.length, 1);
+    assert.ok(Math.abs(outcome.moves[0]! - 1_010 / 1.1) < 1e-9, `expired at ${outcome.moves[0]}, not 1010/1.1`);
+    assert.ok(overlapMs(outcome) > 180, `overlap ${overlapMs(outcome)} ms`);
     // With the same scenario inside the bound the worker stops first.
     const within = simulate({ ...scenario, worker: { rate: 0.99, offset: 0 }, leaders: [{ rate: 1.01, offset: 0 }, { rate: 1, offset: 0 }] });
-    assert.ok(overlapMs(within) <= TOLERANCE_MS);
+    assert.ok(overlapMs(within) <= TOLERANCE_MS, `overlap ${overlapMs(within)} ms within the bound`);
   });
 });

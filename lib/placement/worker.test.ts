@@ -396,7 +396,7 @@ describe("WorkerLease against a naive model", () => {
               assert.deepEqual(list.map((g: LeaseGrant) => g.key), list.map((g) => g.key).sort());
             }
             assert.deepEqual([...held].sort(), [...worker.servable(now)]);
-            assert.ok(changes.released.every(({ key }) => before.has(key)));
+            assert.ok(changes.released.every(({ key }) => before.has(key)), "released only what was held");
           }
           const keys: readonly AnsweredKey[] = accepted?.keys ?? [];
           const live: boolean = accepted !== null && now < accepted.at + span;
