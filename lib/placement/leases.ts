@@ -155,7 +155,7 @@ interface DrainRecord {
 export class LeaseTracker {
   /** The validated settings. */
   readonly config: LeaseConfig;
-  // invariant: electedAt === null iff not leading; then both maps are empty.
+  // invariant: electedAt === null iff not leading; then receivedAt, expiring and drains are empty.
   private electedAt: number | null = null;
   /** Per worker: the latest receipt time (leader's clock) of a renewal answered with keys. */
   private readonly receivedAt = new Map<WorkerId, number>();
