@@ -544,6 +544,9 @@ export class SimMember {
     const tracker = this.tracker;
     if (tracker === null || this.role !== "leader") return;
     const now = this.localMs();
+    // A worker that (re)joins starts its lease clock now, or it would be expired at once by a
+    // deadline counted from before it existed.
+    if (command.type === "join" && result.refused === null) tracker.onRenewalAnswered(command.worker, now);
     for (const a of result.changed) if (a.state === "draining") tracker.onDrainApplied(a.key, a.epoch, now);
     for (const worker of result.workersRemoved) {
       tracker.forget(worker);

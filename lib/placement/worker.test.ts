@@ -286,6 +286,30 @@ describe("WorkerLease reconcile", () => {
     assert.deepEqual(worker.reconcile(21), { acquired: [], released: [], confirm: [{ key: "a", epoch: 1 }] });
   });
 
+  // Found by the swarm (seed 264 with --workers): a drain was taken back (its next owner expired)
+  // and the key listed active again at the same epoch, while the worker's confirmation of the first
+  // drain was still on its way; applied during a second drain, it handed the key on while the worker
+  // served it again. A grant the worker was told is draining is never served again at that epoch.
+  it("never serves again a grant it was told is draining, even if a later answer lists it active", () => {
+    const worker = lease();
+    worker.renewalSent(1, 0);
+    worker.answered(1, [active("a", 5)]);
+    worker.reconcile(1);
+    worker.renewalSent(2, 10);
+    worker.answered(2, [draining("a", 5)]);
+    assert.deepEqual(worker.reconcile(11), { acquired: [], released: [{ key: "a", epoch: 5 }], confirm: [{ key: "a", epoch: 5 }] });
+    worker.renewalSent(3, 20);
+    worker.answered(3, [active("a", 5)]);
+    assert.equal(worker.canServe("a", 5, 21), false);
+    // It confirms again, so that the leader frees the key rather than leave it with a worker that
+    // will not serve it.
+    assert.deepEqual(worker.reconcile(21), { acquired: [], released: [], confirm: [{ key: "a", epoch: 5 }] });
+    // A new grant of the key (a new epoch) is served as usual.
+    worker.renewalSent(4, 30);
+    worker.answered(4, [active("a", 9)]);
+    assert.equal(worker.canServe("a", 9, 31), true);
+  });
+
   it("releases a key the newer answer no longer lists", () => {
     const worker = lease();
     worker.renewalSent(1, 0);
@@ -362,6 +386,8 @@ describe("WorkerLease against a naive model", () => {
         let now = 0;
         let seq = 100;
         const held = new Map<string, number>();
+        // Grants once listed as draining, while every later answer keeps listing them at that epoch.
+        let relinquished = new Map<string, number>();
         for (const op of ops) {
           if (op.type === "send") {
             for (let i = 0; i < op.count; i += 1) {
@@ -379,7 +405,12 @@ describe("WorkerLease against a naive model", () => {
             const expected: AnswerVerdict = !newer ? "stale" : known ? "accepted" : "unknown";
             assert.equal(worker.answered(target, op.keys), expected);
             verdicts.add(expected);
-            if (expected === "accepted") accepted = { seq: target, at: sent[position]!.at, keys: op.keys };
+            if (expected === "accepted") {
+              accepted = { seq: target, at: sent[position]!.at, keys: op.keys };
+              const next = new Map<string, number>();
+              for (const k of op.keys) if (k.draining || relinquished.get(k.key) === k.epoch) next.set(k.key, k.epoch);
+              relinquished = next;
+            }
           } else {
             now += op.advanceMs;
             const before = new Map(held);
@@ -400,11 +431,12 @@ describe("WorkerLease against a naive model", () => {
           }
           const keys: readonly AnsweredKey[] = accepted?.keys ?? [];
           const live: boolean = accepted !== null && now < accepted.at + span;
+          const servable = (k: AnsweredKey): boolean => !k.draining && relinquished.get(k.key) !== k.epoch;
           const model: Array<[string, number]> = live
-            ? keys.filter((k) => !k.draining).map((k): [string, number] => [k.key, k.epoch])
+            ? keys.filter(servable).map((k): [string, number] => [k.key, k.epoch])
             : [];
           assert.deepEqual([...worker.servable(now)], model.sort((a, b) => (a[0] < b[0] ? -1 : 1)));
-          for (const k of keys) assert.equal(worker.canServe(k.key, k.epoch, now), live && !k.draining);
+          for (const k of keys) assert.equal(worker.canServe(k.key, k.epoch, now), live && servable(k));
         }
         forgotten += worker.counters.renewalsForgotten;
       }),

@@ -42,9 +42,10 @@ export interface LeaseChanges {
   /** Grants reported as served that the worker may no longer serve (lapsed, dropped, draining, or re-epoched). */
   readonly released: readonly LeaseGrant[];
   /**
-   * Grants the leader listed as draining in an answer accepted since the last reconcile. The
-   * worker serves none of them, so it may confirm their release; each new answer that still lists
-   * one repeats it, which retries a lost confirmation.
+   * Grants given up, from the answer accepted since the last reconcile: those it lists as draining,
+   * and those it lists again after an earlier answer listed them draining (a drain the leader took
+   * back). The worker serves none of them, so it may confirm their release; each new answer that
+   * still lists one repeats it, which retries a lost confirmation.
    */
   readonly confirm: readonly LeaseGrant[];
 }
@@ -105,6 +106,13 @@ export class WorkerLease {
   /** The accepted answer's draining keys, in key order. */
   private drainingGrants: readonly LeaseGrant[] = [];
   private confirmPending: readonly LeaseGrant[] = [];
+  /**
+   * Grants (key -> epoch) this worker was told were draining, and so may have confirmed releasing:
+   * it never serves them again, even if a later answer lists one as active (the leader's table can
+   * take a drain back, while a confirmation already sent could still hand the key on). Holds only
+   * grants the latest answer still lists at that epoch.
+   */
+  private relinquished = new Map<ResourceKey, number>();
   /** What the last {@link reconcile} reported as served. */
   private reported: ReadonlyMap<ResourceKey, number> = new Map();
   /** The latest time seen: times must not go backwards. */
@@ -158,9 +166,16 @@ export class WorkerLease {
     for (const pendingSeq of this.pending.keys()) if (pendingSeq <= seq) this.pending.delete(pendingSeq);
     this.answeredSeq = seq;
     this.until = sentAt + workerLeaseMs(this.config);
-    this.active = new Map(sorted.filter((k) => !k.draining).map((k) => [k.key, k.epoch]));
+    const relinquished = new Map<ResourceKey, number>();
+    for (const k of sorted) {
+      if (k.draining || this.relinquished.get(k.key) === k.epoch) relinquished.set(k.key, k.epoch);
+    }
+    this.relinquished = relinquished;
+    this.active = new Map(sorted.filter((k) => relinquished.get(k.key) !== k.epoch).map((k) => [k.key, k.epoch]));
     this.drainingGrants = sorted.filter((k) => k.draining).map(({ key, epoch }) => ({ key, epoch }));
-    this.confirmPending = this.drainingGrants;
+    // Confirm every grant given up, listed draining or listed again after a drain was taken back:
+    // the leader's release then hands the key on or frees it, so it never stays with this worker.
+    this.confirmPending = sorted.filter((k) => relinquished.get(k.key) === k.epoch).map(({ key, epoch }) => ({ key, epoch }));
     this.count.answersAccepted += 1;
     return "accepted";
   }
