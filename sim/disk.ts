@@ -16,6 +16,7 @@ import {
 import type { Entry, HardState, Snapshot } from "../lib/raft/messages.ts";
 import type { RestoredState } from "../lib/raft/raft.ts";
 import { crc32c } from "../lib/storage/crc32c.ts";
+import type { Storage, StorageBatch } from "../lib/storage/storage.ts";
 import type { Random } from "./random.ts";
 
 const HARD_STATE = 1;
@@ -40,8 +41,12 @@ export interface CrashOutcome {
   readonly torn: boolean;
 }
 
-/** One member's disk. */
-export class SimDisk {
+/**
+ * One member's disk. It is a {@link Storage} (the same conformance suite as the memory storage and
+ * the file WAL checks it): `append` writes and syncs at once. The simulator uses `write` and
+ * `sync` separately, so that an fsync takes simulated time and a crash can fall in between.
+ */
+export class SimDisk implements Storage {
   private readonly durable: DiskRecord[] = [];
   private pending: DiskRecord[] = [];
   /** Records cut off by recovery because their checksum failed (torn tails). */
@@ -67,6 +72,7 @@ export class SimDisk {
    */
   saveSnapshot(snapshot: Snapshot): void {
     const state = replay(this.durable);
+    if (state.snapshot !== undefined && snapshot.index <= state.snapshot.index) return;
     const records: DiskRecord[] = [record(HARD_STATE, encodeHardState(state.hardState)), record(SNAPSHOT, encodeSnapshot(snapshot))];
     const kept = state.entries.filter((entry) => entry.index > snapshot.index);
     if (kept.length > 0) records.push(record(ENTRIES, encodeEntries(kept)));
@@ -77,6 +83,20 @@ export class SimDisk {
 
   /** Snapshots saved by `saveSnapshot`. */
   snapshotsSaved = 0;
+
+  /** Writes `batch` and makes it durable at once. */
+  append(batch: StorageBatch): void {
+    assert(!this.closed, "the disk is open");
+    this.write(batch.hardState, batch.entries, batch.snapshot);
+    this.sync();
+  }
+
+  /** Nothing to release; further appends are refused. */
+  close(): void {
+    this.closed = true;
+  }
+
+  private closed = false;
 
   /** Whether anything is buffered. */
   get dirty(): boolean {
