@@ -15,7 +15,8 @@ export type OrreryErrorCode =
   | "ORRERY_CODEC"
   | "ORRERY_TIMEOUT"
   | "ORRERY_INVALID_REQUEST"
-  | "ORRERY_CONF_CHANGE";
+  | "ORRERY_CONF_CHANGE"
+  | "ORRERY_STORAGE";
 
 function hasCode(error: unknown, code: OrreryErrorCode): boolean {
   return (
@@ -195,5 +196,50 @@ export class ConfChangeError extends OrreryError {
   /** Guard: `ConfChangeError.is(e)` narrows `e`. */
   static is(error: unknown): error is ConfChangeError {
     return hasCode(error, "ORRERY_CONF_CHANGE");
+  }
+}
+
+/** Why a storage refused an operation. */
+export type StorageErrorReason =
+  /** Another storage, in this process or another, holds the directory's lock. */
+  | "locked"
+  /** Stored data failed its checksum or did not decode, somewhere other than a torn tail. */
+  | "corrupt"
+  /** The storage was closed. */
+  | "closed"
+  /** The operating system refused a read, write or sync; the storage must be reopened. */
+  | "io"
+  /** A record or snapshot would be larger than its named maximum; nothing was written. */
+  | "limit";
+
+/**
+ * A storage (the file WAL) refused to open or to complete an operation. `file` and `offset` name
+ * where on disk the problem is, when there is a place to name: for `corrupt`, the file and the byte
+ * offset of the first bad record.
+ */
+export class StorageError extends OrreryError {
+  readonly code = "ORRERY_STORAGE" as const;
+  /** Which kind of failure this is. */
+  readonly reason: StorageErrorReason;
+  /** The file at fault, or `null` when none is. */
+  readonly file: string | null;
+  /** The byte offset in `file` at fault, or `null` when none is. */
+  readonly offset: number | null;
+
+  constructor(
+    reason: StorageErrorReason,
+    detail: string,
+    where: { readonly file?: string; readonly offset?: number; readonly cause?: unknown } = {},
+  ) {
+    super(`storage ${reason}: ${detail}`, where.cause === undefined ? undefined : { cause: where.cause });
+    this.name = "StorageError";
+    this.reason = reason;
+    this.file = where.file ?? null;
+    this.offset = where.offset ?? null;
+  }
+
+  /** Guard: `StorageError.is(e)` narrows `e`. */
+  static is(error: unknown): error is StorageError {
+    return hasCode(error, "ORRERY_STORAGE");
   }
 }

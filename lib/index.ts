@@ -9,3 +9,6 @@ export * from "./raft/index.ts";
 export * from "./codec/index.ts";
 export * from "./errors.ts";
 export { AssertionFailure } from "./assert.ts";
+export { MemoryStorage } from "./storage/memory.ts";
+export { EMPTY_STATE, applyBatch, applySnapshot } from "./storage/storage.ts";
+export type { Storage, StorageBatch, MaybePromise } from "./storage/storage.ts";
