@@ -5,6 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { fuzzCommand, simCommand } from "../sim/cli.ts";
+import { repairCommand } from "./storage/cli.ts";
 
 /** One `orrery` subcommand. */
 export interface Command {
@@ -30,7 +31,7 @@ const STANDARD_IO: CliIo = {
 };
 
 /** The commands `orrery` knows, in the order `--help` lists them. */
-export const COMMANDS: readonly Command[] = [simCommand, fuzzCommand];
+export const COMMANDS: readonly Command[] = [simCommand, fuzzCommand, repairCommand];
 
 function version(): string {
   const manifest = JSON.parse(
