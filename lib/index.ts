@@ -10,5 +10,5 @@ export * from "./codec/index.ts";
 export * from "./errors.ts";
 export { AssertionFailure } from "./assert.ts";
 export { MemoryStorage } from "./storage/memory.ts";
-export { EMPTY_STATE, applyBatch, applySnapshot } from "./storage/storage.ts";
+export { EMPTY_STATE, emptyState, applyBatch, applyBatchInPlace, applySnapshot } from "./storage/storage.ts";
 export type { Storage, StorageBatch, MaybePromise } from "./storage/storage.ts";

@@ -8,7 +8,7 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import type { Entry, HardState, Snapshot } from "../raft/messages.ts";
 import type { RestoredState } from "../raft/raft.ts";
-import { EMPTY_STATE, applyBatch, applySnapshot, type Storage, type StorageBatch } from "./storage.ts";
+import { EMPTY_STATE, applyBatch, applySnapshot, emptyState, type Storage, type StorageBatch } from "./storage.ts";
 
 /** A storage under test, and how to open it again over the same data (a restart). */
 export interface StorageUnderTest {
@@ -107,7 +107,7 @@ export function describeStorageConformance(name: string, open: () => Promise<Sto
         fc.asyncProperty(fc.array(op, { maxLength: 25 }), async (ops) => {
           const under = await open();
           let storage = under.storage;
-          let model: RestoredState = EMPTY_STATE;
+          let model: RestoredState = emptyState();
           let term = 1;
           for (const o of ops) {
             const last = model.entries[model.entries.length - 1]?.index ?? model.snapshot?.index ?? 0;

@@ -85,7 +85,7 @@ import { ConfigError, StorageError } from "../errors.ts";
 import type { Entry, HardState, Snapshot } from "../raft/messages.ts";
 import type { RestoredState } from "../raft/raft.ts";
 import { crc32c } from "./crc32c.ts";
-import { EMPTY_STATE, applyBatch, applySnapshot, type Storage, type StorageBatch } from "./storage.ts";
+import { EMPTY_STATE, applyBatchInPlace, applySnapshot, type Storage, type StorageBatch } from "./storage.ts";
 
 /** The largest record payload written or read, in bytes (64 MiB). Larger appends are refused. */
 export const RECORD_BYTES_MAX = 64 * 1024 * 1024;
@@ -254,7 +254,7 @@ export class FileStorage implements Storage {
       const framed = this.frameBatch(batch);
       if (batch.snapshot !== undefined) await this.install(batch.snapshot, framed, lastEntryIndex(batch.entries));
       else if (framed.length > 0) await this.writeRecords(framed, false, lastEntryIndex(batch.entries));
-      this.state = applyBatch(this.state, batch);
+      this.state = applyBatchInPlace(this.state, batch);
     });
   }
 

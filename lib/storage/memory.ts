@@ -5,11 +5,11 @@
 import { assert } from "../assert.ts";
 import type { Snapshot } from "../raft/messages.ts";
 import type { RestoredState } from "../raft/raft.ts";
-import { EMPTY_STATE, applyBatch, applySnapshot, type Storage, type StorageBatch } from "./storage.ts";
+import { applyBatchInPlace, emptyState, applySnapshot, type Storage, type StorageBatch } from "./storage.ts";
 
 /** A {@link Storage} that keeps everything in memory. */
 export class MemoryStorage implements Storage {
-  private state: RestoredState = EMPTY_STATE;
+  private state: RestoredState = emptyState();
   private closed = false;
 
   /** What the storage holds. */
@@ -21,7 +21,7 @@ export class MemoryStorage implements Storage {
   /** Applies `batch` at once. */
   append(batch: StorageBatch): void {
     this.assertOpen();
-    this.state = applyBatch(this.state, batch);
+    this.state = applyBatchInPlace(this.state, batch);
   }
 
   /** Stores a local snapshot and drops the entries it covers. */

@@ -51,16 +51,34 @@ export interface Storage {
 }
 
 /** The state `load()` returns for a storage that never saved anything. */
-export const EMPTY_STATE: RestoredState = { hardState: { term: 0, vote: null, commit: 0 }, entries: [] };
+export const EMPTY_STATE: RestoredState = Object.freeze({
+  hardState: Object.freeze({ term: 0, vote: null, commit: 0 }),
+  // Frozen: applyBatch reuses a state's entries array, so start from a copy (`emptyState()`).
+  entries: Object.freeze([]) as readonly Entry[],
+});
+
+/** A fresh empty state whose entries array may be appended to. */
+export function emptyState(): RestoredState {
+  return { hardState: EMPTY_STATE.hardState, entries: [] };
+}
 
 /**
  * Applies `batch` to a loaded state, as every storage must: the snapshot replaces the log, the hard
  * state replaces the old one, and entries replace any stored suffix from their first index on.
- * Shared by the implementations that keep state in memory and by the conformance suite's model.
+ * Pure (the conformance suite's model uses it); see {@link applyBatchInPlace} for the storages.
  */
 export function applyBatch(state: RestoredState, batch: StorageBatch): RestoredState {
+  return applyBatchInPlace({ ...state, entries: [...state.entries] }, batch);
+}
+
+/**
+ * {@link applyBatch} reusing (and changing) `state.entries`, so that an append costs its own
+ * entries rather than a copy of the whole log. The caller gives the old state up; hand out copies
+ * (as `load` does). `state.entries` must not be frozen (start from {@link emptyState}).
+ */
+export function applyBatchInPlace(state: RestoredState, batch: StorageBatch): RestoredState {
   let snapshot = state.snapshot;
-  let entries: Entry[] = [...state.entries];
+  let entries = state.entries as Entry[];
   if (batch.snapshot !== undefined) {
     snapshot = batch.snapshot;
     entries = [];
