@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { Packr, Unpackr } from "msgpackr";
 import { AssertionFailure } from "../assert.ts";
-import { packedAnythingArb } from "./testing.ts";
+import { expectCodecError as codecError, packedAnythingArb } from "../testing.ts";
 import { CodecError } from "../errors.ts";
 import { encodeConfState, isValidConf } from "../raft/conf.ts";
 import {
@@ -310,16 +310,6 @@ function assertTotal(codec: AnyCodec, bytes: Uint8Array): void {
   assert.deepStrictEqual(codec.decode(codec.encode(value)), value);
 }
 
-/** Asserts that `run` throws a CodecError, and returns it for further checks. */
-function codecError(run: () => unknown): CodecError {
-  try {
-    run();
-  } catch (error) {
-    assert.ok(error instanceof CodecError, `expected a CodecError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail("expected a CodecError, but decoding succeeded");
-}
 
 function assertRefused(bytes: Uint8Array, path: string, why?: RegExp): void {
   const error = codecError(() => decodeMessage(bytes));

@@ -8,7 +8,7 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import { Packr } from "msgpackr";
 import { encodePlain } from "../codec/codec.ts";
-import { packedAnythingArb } from "../codec/testing.ts";
+import { expectCodecError as codecError, packedAnythingArb } from "../testing.ts";
 import { CodecError } from "../errors.ts";
 import { COMMAND_BYTES_MAX, COMMAND_VERSION, decodePlacementCommand, encodePlacementCommand } from "./commands.ts";
 import type { PlacementCommand, PlacementCommandType } from "./types.ts";
@@ -71,16 +71,6 @@ function packRaw(value: unknown): Uint8Array {
   return new Uint8Array(rawPackr.pack(value));
 }
 
-/** Asserts that `run` throws a CodecError, and returns it for further checks. */
-function codecError(run: () => unknown): CodecError {
-  try {
-    run();
-  } catch (error) {
-    assert.ok(error instanceof CodecError && CodecError.is(error), `expected a CodecError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail("expected a CodecError, but decoding succeeded");
-}
 
 function assertRefused(bytes: Uint8Array, path: string, why?: RegExp): void {
   const error = codecError(() => decodePlacementCommand(bytes));

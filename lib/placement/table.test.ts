@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import { decodePlain, encodePlain } from "../codec/codec.ts";
+import { expectCodecError as codecError } from "../testing.ts";
 import { CodecError } from "../errors.ts";
 import { chooseOwner, type Candidate } from "./balancer.ts";
 import {
@@ -82,16 +83,6 @@ function assertRefused(result: PlacementResult, why?: RegExp): void {
   assert.deepEqual({ ...result, refused: null }, { ...NOTHING, refused: null });
 }
 
-/** Asserts that `run` throws a CodecError and returns it. */
-function codecError(run: () => unknown): CodecError {
-  try {
-    run();
-  } catch (error) {
-    assert.ok(error instanceof CodecError && CodecError.is(error), `expected a CodecError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail("expected a CodecError, but restore succeeded");
-}
 
 // ---------------------------------------------------------------------------------------------
 
@@ -589,8 +580,8 @@ describe("PlacementTable drain, undrain and leave", () => {
 
   it("regression: a leaving worker that is only the next owner of a draining key is removed once that key goes elsewhere", () => {
     // w2 holds nothing but is the next owner of k1 (draining from w1) when it leaves. When w1 then
-    // releases k1, the key goes to w3 and w2 holds nothing, but only the releasing owner (w1) is
-    // checked for removal: w2 stays, leaving, for ever.
+    // releases k1, the key goes to w3 and w2 holds nothing: it must be removed then (it once stayed,
+    // leaving, for ever, because only the releasing owner was checked).
     const d = new Driver({ joinMovesMax: 0 });
     d.join("w1");
     const a = d.acquire("k1");

@@ -1,10 +1,13 @@
 /**
  * Test support for decoders built on the codec: msgpack bytes of arbitrary values, packed with
  * several msgpackr settings (records, extensions, maps), for "garbage never throws anything but
- * CodecError" properties. Not exported from the package.
+ * CodecError" properties, and an assertion that a call throws a CodecError. It lives outside the
+ * pure folders because it uses node:assert. Not exported from the package.
  */
+import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Packr } from "msgpackr";
+import { CodecError } from "./errors.ts";
 
 const PACKRS = [
   new Packr(),
@@ -34,3 +37,14 @@ export const packedAnythingArb: fc.Arbitrary<Uint8Array | null> = fc
       return null; // msgpackr cannot pack every JavaScript value; not a decoder's concern.
     }
   });
+
+/** Asserts that `run` throws a CodecError, and returns it for further checks. */
+export function expectCodecError(run: () => unknown): CodecError {
+  try {
+    run();
+  } catch (error) {
+    assert.ok(error instanceof CodecError && CodecError.is(error), `expected a CodecError, got ${String(error)}`);
+    return error;
+  }
+  assert.fail("expected a CodecError, but decoding succeeded");
+}
