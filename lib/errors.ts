@@ -16,7 +16,9 @@ export type OrreryErrorCode =
   | "ORRERY_TIMEOUT"
   | "ORRERY_INVALID_REQUEST"
   | "ORRERY_CONF_CHANGE"
-  | "ORRERY_STORAGE";
+  | "ORRERY_STORAGE"
+  | "ORRERY_TRANSPORT"
+  | "ORRERY_CLOSED";
 
 function hasCode(error: unknown, code: OrreryErrorCode): boolean {
   return (
@@ -46,15 +48,22 @@ export class NotLeaderError extends OrreryError {
   readonly code = "ORRERY_NOT_LEADER" as const;
   /** The id of the member believed to be leader, or `null` if unknown. */
   readonly leaderHint: string | null;
+  /**
+   * The believed leader's address as the host knows it (`host:port` of its transport), or `null`
+   * when no leader is known or the error comes from the core, which knows no addresses.
+   */
+  readonly leaderAddress: string | null;
 
-  constructor(leaderHint: string | null) {
+  constructor(leaderHint: string | null, leaderAddress: string | null = null) {
     super(
       leaderHint === null
         ? "not the leader, and no leader is known"
-        : `not the leader; the leader is believed to be ${leaderHint}`,
+        : `not the leader; the leader is believed to be ${leaderHint}` +
+            (leaderAddress === null ? "" : ` at ${leaderAddress}`),
     );
     this.name = "NotLeaderError";
     this.leaderHint = leaderHint;
+    this.leaderAddress = leaderAddress;
   }
 
   /** Guard: `NotLeaderError.is(e)` narrows `e`. */
@@ -68,7 +77,11 @@ export type DropReason =
   | "uncommitted-bytes-max"
   | "leadership-transfer"
   | "proposal-bytes-max"
-  | "read-index-pending-max";
+  | "read-index-pending-max"
+  /** The host holds `pendingProposalsMax` proposals awaiting their outcome. */
+  | "pending-proposals-max"
+  /** Another leader's entry took the proposal's place in the log: it will never be applied. */
+  | "leader-change";
 
 /**
  * A leader refused a proposal: it would exceed a limit, or leadership is being transferred.
@@ -241,5 +254,58 @@ export class StorageError extends OrreryError {
   /** Guard: `StorageError.is(e)` narrows `e`. */
   static is(error: unknown): error is StorageError {
     return hasCode(error, "ORRERY_STORAGE");
+  }
+}
+
+/** Why a transport refused a connection, a frame or a send. */
+export type TransportErrorReason =
+  /** A frame or body is larger than the transport's maximum. */
+  | "frame-too-large"
+  /** Bytes that are not a valid frame, message or handshake. */
+  | "malformed"
+  /** The peer's handshake named another cluster, an unexpected member, or no valid secret. */
+  | "handshake"
+  /** The transport is closed. */
+  | "closed"
+  /** An address, option or peer that cannot work. */
+  | "config";
+
+/**
+ * A transport refused input or a connection. Transports never throw these at the member on input
+ * from the network: they close the offending connection and hand the error to the logger. They
+ * are thrown only to local callers (bad options, a send after `close()`).
+ */
+export class TransportError extends OrreryError {
+  readonly code = "ORRERY_TRANSPORT" as const;
+  /** Which kind of failure this is. */
+  readonly reason: TransportErrorReason;
+
+  constructor(reason: TransportErrorReason, detail: string) {
+    super(`transport ${reason}: ${detail}`);
+    this.name = "TransportError";
+    this.reason = reason;
+  }
+
+  /** Guard: `TransportError.is(e)` narrows `e`. */
+  static is(error: unknown): error is TransportError {
+    return hasCode(error, "ORRERY_TRANSPORT");
+  }
+}
+
+/**
+ * The node (or worker) was closed while the operation was pending, or the call came after
+ * `close()`. A pending proposal's outcome is unknown: it may still commit in the cluster.
+ */
+export class ClosedError extends OrreryError {
+  readonly code = "ORRERY_CLOSED" as const;
+
+  constructor(what: string) {
+    super(`${what}: the node is closed`);
+    this.name = "ClosedError";
+  }
+
+  /** Guard: `ClosedError.is(e)` narrows `e`. */
+  static is(error: unknown): error is ClosedError {
+    return hasCode(error, "ORRERY_CLOSED");
   }
 }

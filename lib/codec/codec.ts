@@ -571,6 +571,21 @@ export function encodeMessage(message: Message): Uint8Array {
 }
 
 /**
+ * {@link encodeMessage} with `prefixBytes` zeroed bytes in front of the encoding, for a
+ * transport's frame header: one copy of the message instead of two on the hot path.
+ * @throws AssertionFailure as `encodeMessage` does.
+ */
+export function encodeMessageWithPrefix(message: Message, prefixBytes: number): Uint8Array {
+  assert(Number.isSafeInteger(prefixBytes) && prefixBytes >= 0, "prefixBytes is a non-negative integer");
+  const wire = messageToWire(message);
+  checkBeforeEncoding(wire, "message", messageFromWire);
+  const packed = packr.pack(wire);
+  const out = new Uint8Array(prefixBytes + packed.length);
+  out.set(packed, prefixBytes);
+  return out;
+}
+
+/**
  * Decodes a message that {@link encodeMessage} produced.
  * @throws CodecError if `bytes` is not exactly one valid message encoding of at most `bytesMax`
  * bytes.

@@ -16,6 +16,7 @@ export {
   encodeEntry,
   encodeHardState,
   encodeMessage,
+  encodeMessageWithPrefix,
   encodePlain,
   encodeSnapshot,
 } from "./codec.ts";

@@ -246,6 +246,21 @@ export class RaftNode {
     return this.raft.id;
   }
 
+  /** This member's role; cheaper than `status()` on a hot path. */
+  get role(): Role {
+    return this.raft.role;
+  }
+
+  /** The member this one believes leads, or `null`; cheaper than `status()`. */
+  get leader(): NodeId | null {
+    return this.raft.lead;
+  }
+
+  /** The highest index the host acknowledged applying; cheaper than `status()`. */
+  get appliedIndex(): number {
+    return this.raft.log.applied;
+  }
+
   /** A snapshot of this member's state. */
   status(): RaftStatus {
     const raft = this.raft;
