@@ -1,0 +1,772 @@
+/**
+ * `createNode`: the imperative shell around the pure Raft core (DESIGN.md §6). It ticks the core on
+ * a monotonic clock, runs the Ready loop — persist, send, apply, advance — one Ready at a time (so
+ * persists never overlap, and everything proposed while one fsync runs goes into the next: group
+ * commit), settles proposal and read promises, forwards followers' proposals to the leader, takes
+ * snapshots, and exports metrics.
+ *
+ * ```ts
+ * const node = await createNode({ id: "n1", members, transport, storage, stateMachine });
+ * const result = await node.propose(command);   // resolves once applied, with apply()'s result
+ * const value = await node.read(() => store.get("k")); // linearizable
+ * await node.close();                            // hands leadership over first
+ * ```
+ */
+import { CodecError, ClosedError, type DropReason, NotLeaderError, OrreryError, ProposalDroppedError, TimeoutError } from "../errors.ts";
+import { silentLogger, type Logger } from "../logger.ts";
+import { isJoint } from "../raft/conf.ts";
+import type { Entry, Message, NodeId, Snapshot } from "../raft/messages.ts";
+import { RaftNode, type Ready, type RaftStatus } from "../raft/raw-node.ts";
+import type { Storage } from "../storage/storage.ts";
+import type { Transport } from "../../transports/transport.ts";
+import {
+  ENTRY_TAG,
+  decodeHostPayload,
+  decodeHostRecord,
+  decodeHostSnapshot,
+  encodeHostPayload,
+  encodeHostSnapshot,
+  hostEntry,
+  userEntry,
+  type HostPayload,
+  type HostRecord,
+} from "./envelope.ts";
+import { NodeMetrics } from "./node-metrics.ts";
+import { NODE_DEFAULTS, resolveNodeOptions, type NodeOptions, type ResolvedNodeOptions, type StateMachine } from "./options.ts";
+import { DeadlineQueue, ReadsByIndex, type PendingProposal, type PendingRead, type Settle } from "./pending.ts";
+
+/** Results of recently applied entries a follower keeps for forwarded proposals answered late. */
+export const RECENT_RESULTS_MAX = 4096;
+
+/** What {@link OrreryNode.status} reports: the core's status and the host's. */
+export interface NodeStatus extends RaftStatus {
+  /** The transport's listening address. */
+  readonly address: string | null;
+  /** The believed leader's address, when known. */
+  readonly leaderAddress: string | null;
+  /** Proposals (own and forwarded) awaiting their outcome. */
+  readonly pendingProposals: number;
+  /** Reads awaiting their outcome. */
+  readonly pendingReads: number;
+  /** Known member addresses by id. */
+  readonly peers: Readonly<Record<NodeId, string>>;
+  /** Set when the node stopped because of an error (a storage failure, a broken invariant). */
+  readonly failure: string | null;
+  readonly closed: boolean;
+}
+
+/** A running member. Create with {@link createNode}. */
+export interface OrreryNode<Result = unknown> {
+  readonly id: NodeId;
+  /**
+   * Proposes `command`; resolves with the state machine's result once it is applied on this member.
+   * On a follower it is forwarded to the leader (unless `forwardProposals` is off).
+   * @throws NotLeaderError (`leaderHint`, `leaderAddress`) when this member cannot take or forward it;
+   * ProposalDroppedError when refused by a limit or lost to a leader change (never applied);
+   * TimeoutError when the outcome is unknown after `timeoutMs`; ClosedError after `close()`.
+   */
+  propose(command: Uint8Array, options?: { readonly timeoutMs?: number }): Promise<Result>;
+  /**
+   * A linearizable read: resolves once this member's state machine reflects every write committed
+   * before the call (ReadIndex), with `query()`'s value. Works on followers too.
+   * @throws NotLeaderError, ProposalDroppedError, TimeoutError, ClosedError
+   */
+  read<T>(query: () => T, options?: { readonly timeoutMs?: number }): Promise<T>;
+  /**
+   * Adds a member (a voter, or a learner with `{ learner: true }`) that was started with
+   * `join: true`, after recording its address in the log. Leader only. Resolves once the
+   * configuration that includes it is applied here.
+   * @throws NotLeaderError, ConfChangeError, TimeoutError
+   */
+  addMember(id: NodeId, address: string, options?: { readonly learner?: boolean }): Promise<void>;
+  /** Promotes a learner to voter. Leader only. @throws NotLeaderError, ConfChangeError */
+  promoteMember(id: NodeId): Promise<void>;
+  /** Removes a voter or learner. Leader only. @throws NotLeaderError, ConfChangeError */
+  removeMember(id: NodeId): Promise<void>;
+  /** Records a member's new address in the log. @throws NotLeaderError */
+  setMemberAddress(id: NodeId, address: string): Promise<void>;
+  /**
+   * Hands leadership to `to` and resolves once this member no longer leads.
+   * @throws NotLeaderError, InvalidRequestError, TimeoutError
+   */
+  transferLeadership(to: NodeId): Promise<void>;
+  /** Resolves with the leader's id once one is known (at once if one is). @throws TimeoutError */
+  waitForLeader(timeoutMs?: number): Promise<NodeId>;
+  /** The member's state. */
+  status(): NodeStatus;
+  /** Prometheus text exposition of the member's metrics. */
+  metrics(): string;
+  /**
+   * Stops the member: a leader first hands leadership to the most caught-up voter (up to
+   * `closeTransferMs`), then the timer stops, the Ready in progress completes, pending operations
+   * reject with ClosedError, and the transport and storage close. Idempotent.
+   */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a member: loads `storage`, restores the state machine from the latest snapshot, starts the
+ * transport and the tick timer. Committed entries after the snapshot are applied again.
+ * @throws ConfigError for bad options; StorageError when the storage cannot be loaded.
+ */
+export async function createNode<Result = unknown>(options: NodeOptions<Result>): Promise<OrreryNode<Result>> {
+  const resolved = resolveNodeOptions(options as NodeOptions<unknown>);
+  const restored = await options.storage.load();
+  const voters = options.join ? [] : Object.keys(options.members).sort();
+  const raft = new RaftNode(
+    {
+      electionTicks: NODE_DEFAULTS.electionTicks,
+      heartbeatTicks: NODE_DEFAULTS.heartbeatTicks,
+      ...options.raft,
+      id: options.id,
+      voters,
+      random: options.random ?? Math.random,
+    },
+    restored,
+  );
+  const node = new Node<Result>(options, resolved, raft);
+  if (restored.snapshot !== undefined) node.restoreFrom(restored.snapshot);
+  await node.start();
+  return node;
+}
+
+class Node<Result> implements OrreryNode<Result> {
+  readonly id: NodeId;
+  private readonly transport: Transport;
+  private readonly storage: Storage;
+  private readonly machine: StateMachine<Result>;
+  private readonly logger: Logger;
+  private readonly peers = new Map<NodeId, string>();
+  private readonly metricsOf: NodeMetrics;
+
+  private ticker: ReturnType<typeof setInterval> | null = null;
+  private lastTickAt = 0;
+  private loopScheduled = false;
+  private looping = false;
+  private idleWaiters: (() => void)[] = [];
+  private leaderWaiters: Settle<NodeId>[] = [];
+  private failure: Error | null = null;
+  private closing: Promise<void> | null = null;
+  private closed = false;
+
+  private readonly proposals = new Map<number, PendingProposal<Result>>();
+  private readonly proposalDeadlines = new DeadlineQueue<[index: number, term: number]>();
+  private nextForwardId = 1;
+  private readonly forwards = new Map<number, Settle<Result>>();
+  private readonly forwardDeadlines = new DeadlineQueue<number>();
+  private readonly recentResults = new Map<number, { term: number; result: Result }>();
+  private nextReadId = 1;
+  private readonly reads = new Map<string, PendingRead>();
+  private readonly readDeadlines = new DeadlineQueue<string>();
+  private readonly readsWaiting = new ReadsByIndex();
+  private confWaits: { index: number; settle: Settle<void>; deadline: number }[] = [];
+  private lastSnapshotIndex: number;
+
+  constructor(
+    options: NodeOptions<Result>,
+    private readonly config: ResolvedNodeOptions,
+    private readonly raft: RaftNode,
+  ) {
+    this.id = options.id;
+    this.transport = options.transport;
+    this.storage = options.storage;
+    this.machine = options.stateMachine;
+    this.logger = options.logger ?? silentLogger;
+    this.metricsOf = new NodeMetrics(options.id);
+    for (const id of Object.keys(options.members).sort()) this.peers.set(id, options.members[id] as string);
+    this.lastSnapshotIndex = raft.status().snapshotIndex;
+  }
+
+  /** Restores the state machine and the address book from a stored snapshot (at start). */
+  restoreFrom(snapshot: Snapshot): void {
+    const { peers, user } = decodeHostSnapshot(snapshot.data);
+    for (const [id, address] of peers) if (!this.peers.has(id)) this.peers.set(id, address);
+    this.machine.restore(user);
+  }
+
+  async start(): Promise<void> {
+    for (const [id, address] of this.peers) if (id !== this.id) this.transport.setPeer(id, address);
+    await this.transport.start({
+      onMessage: (message) => this.onMessage(message),
+      onPayload: (from, payload) => this.onPayload(from, payload),
+    });
+    this.lastTickAt = performance.now();
+    this.ticker = setInterval(() => this.onTimer(), this.config.tickMs);
+    this.logger.info("member started", { node: this.id, address: this.transport.address(), ...this.brief() });
+    this.schedule();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The public operations.
+
+  propose(command: Uint8Array, options: { readonly timeoutMs?: number } = {}): Promise<Result> {
+    const refusal = this.refuseWork("propose");
+    if (refusal !== null) return Promise.reject(refusal);
+    if (!(command instanceof Uint8Array)) return Promise.reject(new TypeError("a command is a Uint8Array"));
+    if (this.proposals.size + this.forwards.size >= this.config.pendingProposalsMax) {
+      return Promise.reject(this.dropped("pending-proposals-max", `${this.config.pendingProposalsMax} proposals pending`));
+    }
+    const timeoutMs = options.timeoutMs ?? this.config.proposalTimeoutMs;
+    if (this.raft.role !== "leader") return this.forward(command, this.raft.leader, timeoutMs);
+    return this.proposeHere(userEntry(command), timeoutMs);
+  }
+
+  read<T>(query: () => T, options: { readonly timeoutMs?: number } = {}): Promise<T> {
+    const refusal = this.refuseWork("read");
+    if (refusal !== null) return Promise.reject(refusal);
+    if (this.reads.size >= this.config.pendingReadsMax) {
+      return Promise.reject(this.dropped("read-index-pending-max", `${this.config.pendingReadsMax} reads pending`));
+    }
+    const id = `r${this.nextReadId++}`;
+    return new Promise<void>((resolve, reject) => {
+      try {
+        this.raft.readIndex(id);
+      } catch (error) {
+        reject(this.withAddress(error));
+        return;
+      }
+      this.reads.set(id, { resolve, reject, index: null });
+      this.readDeadlines.push(id, performance.now() + (options.timeoutMs ?? this.config.readTimeoutMs));
+      this.metricsOf.reads.inc();
+      this.schedule();
+    }).then(query);
+  }
+
+  async addMember(id: NodeId, address: string, options: { readonly learner?: boolean } = {}): Promise<void> {
+    await this.setMemberAddress(id, address);
+    await this.changeConf({ kind: options.learner === true ? "addLearner" : "addVoter", id });
+  }
+
+  async promoteMember(id: NodeId): Promise<void> {
+    await this.changeConf({ kind: "addVoter", id });
+  }
+
+  async removeMember(id: NodeId): Promise<void> {
+    await this.changeConf({ kind: "remove", id });
+  }
+
+  async setMemberAddress(id: NodeId, address: string): Promise<void> {
+    const refusal = this.refuseWork("setMemberAddress");
+    if (refusal !== null) throw refusal;
+    this.requireLeader();
+    await this.proposeHere(hostEntry({ kind: "peer", id, address }), this.config.proposalTimeoutMs);
+  }
+
+  async transferLeadership(to: NodeId): Promise<void> {
+    const refusal = this.refuseWork("transferLeadership");
+    if (refusal !== null) throw refusal;
+    try {
+      this.raft.transferLeadership(to);
+    } catch (error) {
+      throw this.withAddress(error);
+    }
+    this.schedule();
+    await this.until(() => this.raft.status().role !== "leader", this.config.closeTransferMs, "leadership transfer");
+  }
+
+  waitForLeader(timeoutMs: number = this.config.readTimeoutMs): Promise<NodeId> {
+    const leader = this.raft.status().leader;
+    if (leader !== null) return Promise.resolve(leader);
+    const refusal = this.refuseWork("waitForLeader");
+    if (refusal !== null) return Promise.reject(refusal);
+    return new Promise<NodeId>((resolve, reject) => {
+      const settle: Settle<NodeId> = { resolve, reject };
+      this.leaderWaiters.push(settle);
+      setTimeout(() => {
+        if (!this.leaderWaiters.includes(settle)) return;
+        this.leaderWaiters = this.leaderWaiters.filter((w) => w !== settle);
+        reject(new TimeoutError("waiting for a leader", timeoutMs));
+      }, timeoutMs).unref();
+    });
+  }
+
+  status(): NodeStatus {
+    const status = this.raft.status();
+    return {
+      ...status,
+      address: this.transport.address(),
+      leaderAddress: status.leader === null ? null : (this.peers.get(status.leader) ?? null),
+      pendingProposals: this.proposals.size + this.forwards.size,
+      pendingReads: this.reads.size,
+      peers: Object.fromEntries(this.peers),
+      failure: this.failure === null ? null : this.failure.message,
+      closed: this.closed,
+    };
+  }
+
+  metrics(): string {
+    return this.metricsOf.render(this.raft.status(), this.transport.stats(), {
+      proposals: this.proposals.size + this.forwards.size,
+      reads: this.reads.size,
+    });
+  }
+
+  close(): Promise<void> {
+    if (this.closing === null) this.closing = this.shutdown();
+    return this.closing;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Proposals: local, forwarded, and their outcomes.
+
+  private proposeHere(data: Uint8Array, timeoutMs: number): Promise<Result> {
+    let position: { index: number; term: number };
+    try {
+      position = this.raft.propose(data);
+    } catch (error) {
+      return Promise.reject(this.withAddress(error));
+    }
+    this.metricsOf.proposals.inc();
+    this.schedule();
+    return this.awaitPosition(position.index, position.term, timeoutMs);
+  }
+
+  /** A promise settled when the entry at `index` is applied (or found to hold another term). */
+  private awaitPosition(index: number, term: number, timeoutMs: number): Promise<Result> {
+    return new Promise<Result>((resolve, reject) => {
+      const earlier = this.proposals.get(index);
+      // A new leader reusing an index means the entry once there was truncated from this log.
+      if (earlier !== undefined) earlier.reject(this.dropped("leader-change", `entry ${index} was replaced`));
+      this.proposals.set(index, { term, resolve, reject });
+      this.proposalDeadlines.push([index, term], performance.now() + timeoutMs);
+    });
+  }
+
+  private forward(command: Uint8Array, leader: NodeId | null, timeoutMs: number): Promise<Result> {
+    if (!this.config.forwardProposals || leader === null || leader === this.id) {
+      return Promise.reject(new NotLeaderError(leader, this.addressOf(leader)));
+    }
+    const requestId = this.nextForwardId++;
+    const sent = this.transport.sendPayload(leader, encodeHostPayload({ kind: "forward", requestId, command }));
+    if (!sent) return Promise.reject(new NotLeaderError(leader, this.addressOf(leader)));
+    this.metricsOf.forwarded.inc();
+    return new Promise<Result>((resolve, reject) => {
+      this.forwards.set(requestId, { resolve, reject });
+      this.forwardDeadlines.push(requestId, performance.now() + timeoutMs);
+    });
+  }
+
+  private onForwardAnswer(payload: Exclude<HostPayload, { kind: "forward" }>): void {
+    const settle = this.forwards.get(payload.requestId);
+    if (settle === undefined) return; // timed out already
+    this.forwards.delete(payload.requestId);
+    if (payload.kind === "refused") {
+      settle.reject(remoteError(payload.code, payload.reason, payload.leaderHint, this.addressOf(payload.leaderHint)));
+      return;
+    }
+    if (payload.index > this.raft.appliedIndex) {
+      const remaining = this.config.proposalTimeoutMs;
+      this.awaitPosition(payload.index, payload.term, remaining).then(settle.resolve, settle.reject);
+      return;
+    }
+    const recent = this.recentResults.get(payload.index);
+    if (recent !== undefined && recent.term === payload.term) settle.resolve(recent.result);
+    else if (recent !== undefined) settle.reject(this.dropped("leader-change", `entry ${payload.index} was replaced`));
+    else settle.reject(new TimeoutError(`forwarded proposal ${payload.requestId} (answered after apply)`, 0));
+  }
+
+  /** The leader's side of forwarding: propose on the follower's behalf and say where, or why not. */
+  private onForwardRequest(from: NodeId, requestId: number, command: Uint8Array): void {
+    let answer: HostPayload;
+    try {
+      if (this.refuseWork("forward") !== null) throw new NotLeaderError(null);
+      const { index, term } = this.raft.propose(userEntry(command));
+      this.metricsOf.proposals.inc();
+      answer = { kind: "forwarded", requestId, index, term };
+      this.schedule();
+    } catch (error) {
+      if (!OrreryError.isOrreryError(error)) throw error;
+      const hint = NotLeaderError.is(error) ? error.leaderHint : null;
+      const reason = ProposalDroppedError.is(error) ? error.reason : "";
+      answer = { kind: "refused", requestId, code: error.code, reason, leaderHint: hint };
+    }
+    this.transport.sendPayload(from, encodeHostPayload(answer));
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Membership.
+
+  private async changeConf(op: { kind: "addVoter" | "addLearner" | "remove"; id: NodeId }): Promise<void> {
+    const refusal = this.refuseWork("membership change");
+    if (refusal !== null) throw refusal;
+    let index: number;
+    try {
+      index = this.raft.proposeConfChange(op).index;
+    } catch (error) {
+      throw this.withAddress(error);
+    }
+    this.schedule();
+    await new Promise<void>((resolve, reject) => {
+      this.confWaits.push({ index, settle: { resolve, reject }, deadline: performance.now() + this.config.proposalTimeoutMs });
+    });
+  }
+
+  private settleConfWaits(status: RaftStatus, now: number): void {
+    if (this.confWaits.length === 0) return;
+    const joint = isJoint(status.config);
+    this.confWaits = this.confWaits.filter((wait) => {
+      if (status.applied >= wait.index && !joint) wait.settle.resolve();
+      else if (now >= wait.deadline) wait.settle.reject(new TimeoutError("membership change", this.config.proposalTimeoutMs));
+      else return true;
+      return false;
+    });
+  }
+
+  private requireLeader(): void {
+    const leader = this.raft.leader;
+    if (this.raft.role !== "leader") throw new NotLeaderError(leader, this.addressOf(leader));
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Input: messages, payloads, time.
+
+  private onMessage(message: Message): void {
+    if (this.closed || this.failure !== null) return;
+    this.metricsOf.received(message.type);
+    try {
+      this.raft.step(message);
+    } catch (error) {
+      this.fail(error);
+      return;
+    }
+    this.schedule();
+  }
+
+  private onPayload(from: NodeId, bytes: Uint8Array): void {
+    if (this.closed || this.failure !== null) return;
+    let payload: HostPayload;
+    try {
+      payload = decodeHostPayload(bytes);
+    } catch (error) {
+      if (!CodecError.is(error)) throw error;
+      this.logger.warn("dropping a malformed payload", { node: this.id, peer: from, error });
+      return;
+    }
+    try {
+      if (payload.kind === "forward") this.onForwardRequest(from, payload.requestId, payload.command);
+      else this.onForwardAnswer(payload);
+    } catch (error) {
+      this.fail(error);
+    }
+  }
+
+  private onTimer(): void {
+    if (this.closed || this.failure !== null) return;
+    const now = performance.now();
+    const elapsed = Math.floor((now - this.lastTickAt) / this.config.tickMs);
+    // After a long stall (a paused process) many ticks are due; beyond a few election timeouts
+    // the core behaves the same, so the catch-up is capped.
+    const ticks = Math.min(elapsed, TICKS_PER_TIMER_MAX);
+    this.lastTickAt = ticks === elapsed ? this.lastTickAt + elapsed * this.config.tickMs : now;
+    try {
+      for (let i = 0; i < ticks; i += 1) this.raft.tick();
+    } catch (error) {
+      this.fail(error);
+      return;
+    }
+    this.expire(now);
+    this.schedule();
+  }
+
+  /** Rejects operations past their deadline. */
+  private expire(now: number): void {
+    for (const [index, term] of this.proposalDeadlines.due(now)) {
+      const pending = this.proposals.get(index);
+      if (pending === undefined || pending.term !== term) continue;
+      this.proposals.delete(index);
+      pending.reject(new TimeoutError(`proposal at ${index}`, this.config.proposalTimeoutMs));
+      this.metricsOf.failed("ORRERY_TIMEOUT");
+    }
+    for (const id of this.forwardDeadlines.due(now)) {
+      const settle = this.forwards.get(id);
+      if (settle === undefined) continue;
+      this.forwards.delete(id);
+      settle.reject(new TimeoutError("forwarded proposal", this.config.proposalTimeoutMs));
+      this.metricsOf.failed("ORRERY_TIMEOUT");
+    }
+    for (const id of this.readDeadlines.due(now)) {
+      const read = this.reads.get(id);
+      if (read === undefined) continue;
+      this.reads.delete(id);
+      read.reject(new TimeoutError("read", this.config.readTimeoutMs));
+      this.metricsOf.failed("ORRERY_TIMEOUT");
+    }
+    if (this.confWaits.length > 0) this.settleConfWaits(this.raft.status(), now);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The Ready loop.
+
+  private schedule(): void {
+    if (this.loopScheduled || this.looping || this.closed || this.failure !== null) return;
+    this.loopScheduled = true;
+    setImmediate(() => void this.runLoop());
+  }
+
+  private async runLoop(): Promise<void> {
+    this.loopScheduled = false;
+    this.looping = true;
+    try {
+      while (this.failure === null && this.raft.hasReady()) {
+        const rd = this.raft.ready();
+        await this.handleReady(rd);
+        this.raft.advance(rd);
+        this.afterAdvance(rd);
+        await this.maybeSnapshot();
+      }
+    } catch (error) {
+      this.fail(error);
+    } finally {
+      this.looping = false;
+    }
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const wake of waiters) wake();
+    if (this.failure === null && !this.closed && this.raft.hasReady()) this.schedule();
+  }
+
+  private async handleReady(rd: Ready): Promise<void> {
+    if (rd.sendBeforePersist) this.send(rd.messages);
+    if (rd.snapshot !== undefined || rd.hardState !== undefined || rd.entries.length > 0) {
+      const started = performance.now();
+      await this.storage.append({
+        ...(rd.snapshot === undefined ? {} : { snapshot: rd.snapshot }),
+        ...(rd.hardState === undefined ? {} : { hardState: rd.hardState }),
+        entries: rd.entries,
+      });
+      this.metricsOf.persisted(rd.entries.length, (performance.now() - started) / 1000);
+    }
+    if (!rd.sendBeforePersist) this.send(rd.messages);
+    if (rd.snapshot !== undefined) {
+      this.restoreFrom(rd.snapshot);
+      this.lastSnapshotIndex = rd.snapshot.index;
+      this.logger.info("installed a snapshot from the leader", { node: this.id, index: rd.snapshot.index });
+    }
+    for (const entry of rd.committed) this.applyEntry(entry);
+    for (const state of rd.readStates) {
+      const read = this.reads.get(state.requestId);
+      if (read === undefined) continue;
+      read.index = state.index;
+      this.readsWaiting.add(state.index, state.requestId);
+    }
+    if (rd.softState !== undefined) this.onSoftState(rd.softState.leader, rd.softState.role);
+  }
+
+  private afterAdvance(rd: Ready): void {
+    if (this.readsWaiting.size > 0) this.serveReads(this.raft.appliedIndex);
+    if (rd.committed.length > 0 && this.confWaits.length > 0) this.settleConfWaits(this.raft.status(), performance.now());
+  }
+
+  private serveReads(applied: number): void {
+    for (const id of this.readsWaiting.servable(applied)) {
+      const read = this.reads.get(id);
+      if (read === undefined) continue;
+      this.reads.delete(id);
+      read.resolve();
+    }
+  }
+
+  private send(messages: readonly Message[]): void {
+    if (messages.length === 0) return;
+    for (const m of messages) this.metricsOf.sent(m.type);
+    this.transport.send(messages);
+  }
+
+  private applyEntry(entry: Entry): void {
+    let result: Result | undefined;
+    if (entry.type === "normal" && entry.data.length > 0) {
+      const tag = entry.data[0];
+      if (tag === ENTRY_TAG.user) result = this.machine.apply(entry.data.subarray(1), entry);
+      else if (tag === ENTRY_TAG.host) this.applyHostRecord(entry);
+      else this.logger.error("skipping an entry with an unknown tag", { node: this.id, index: entry.index, tag });
+    }
+    this.metricsOf.applied.inc();
+    if (this.forwards.size > 0 || this.recentResults.size > 0) this.remember(entry, result as Result);
+    const pending = this.proposals.get(entry.index);
+    if (pending === undefined) return;
+    this.proposals.delete(entry.index);
+    if (pending.term === entry.term) pending.resolve(result as Result);
+    else pending.reject(this.dropped("leader-change", `entry ${entry.index} holds term ${entry.term}, not ${pending.term}`));
+  }
+
+  private remember(entry: Entry, result: Result): void {
+    this.recentResults.set(entry.index, { term: entry.term, result });
+    if (this.recentResults.size > RECENT_RESULTS_MAX) {
+      const oldest = this.recentResults.keys().next().value as number;
+      this.recentResults.delete(oldest);
+    }
+  }
+
+  private applyHostRecord(entry: Entry): void {
+    let record: HostRecord;
+    try {
+      record = decodeHostRecord(entry.data.subarray(1));
+    } catch (error) {
+      if (!CodecError.is(error)) throw error;
+      this.logger.error("skipping a malformed host record", { node: this.id, index: entry.index, error });
+      return;
+    }
+    if (record.kind === "peer") {
+      this.peers.set(record.id, record.address);
+      if (record.id !== this.id) this.transport.setPeer(record.id, record.address);
+    } else {
+      this.peers.delete(record.id);
+      if (record.id !== this.id) this.transport.removePeer(record.id);
+    }
+  }
+
+  private onSoftState(leader: NodeId | null, role: string): void {
+    this.metricsOf.leaderChanges.inc();
+    this.logger.info("leadership changed", { node: this.id, leader, role, term: this.raft.status().term });
+    if (leader === null) return;
+    const waiters = this.leaderWaiters;
+    this.leaderWaiters = [];
+    for (const w of waiters) w.resolve(leader);
+  }
+
+  private async maybeSnapshot(): Promise<void> {
+    const applied = this.raft.appliedIndex;
+    if (applied - this.lastSnapshotIndex < this.config.snapshotEntries) return;
+    const started = performance.now();
+    const snapshot = this.raft.compact(applied, encodeHostSnapshot(this.peers, this.machine.snapshot()));
+    this.lastSnapshotIndex = applied;
+    if (snapshot === null) return;
+    await this.storage.saveSnapshot(snapshot);
+    this.metricsOf.snapshots.inc();
+    this.logger.info("took a snapshot", {
+      node: this.id,
+      index: snapshot.index,
+      bytes: snapshot.data.length,
+      ms: Math.round(performance.now() - started),
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Failure and shutdown.
+
+  /** Stops the member after an error it cannot continue from (storage, broken invariant). */
+  private fail(error: unknown): void {
+    if (this.failure !== null) return;
+    this.failure = error instanceof Error ? error : new Error(String(error));
+    this.logger.error("member stopped after a fatal error", { node: this.id, error: this.failure });
+    this.stopTimer();
+    this.rejectAll(this.failure);
+    void this.transport.close().catch(() => {});
+  }
+
+  private async shutdown(): Promise<void> {
+    if (this.failure === null && this.ticker !== null) await this.handOver();
+    this.stopTimer();
+    this.closed = true;
+    if (this.looping) await new Promise<void>((wake) => this.idleWaiters.push(wake));
+    this.rejectAll(new ClosedError("pending operation"));
+    await this.transport.close();
+    await this.storage.close();
+    this.logger.info("member closed", { node: this.id });
+  }
+
+  /** A leader hands leadership to the most caught-up other voter before it goes. */
+  private async handOver(): Promise<void> {
+    const status = this.raft.status();
+    if (status.role !== "leader") return;
+    const others = status.config.voters.filter((id) => id !== this.id);
+    if (others.length === 0 || isJoint(status.config)) return;
+    const matched = status.matched ?? {};
+    const target = [...others].sort((a, b) => (matched[b] ?? 0) - (matched[a] ?? 0) || (a < b ? -1 : 1))[0] as NodeId;
+    try {
+      this.raft.transferLeadership(target);
+      this.schedule();
+      await this.until(() => this.raft.status().role !== "leader", this.config.closeTransferMs, "handover");
+      this.logger.info("handed leadership over before closing", { node: this.id, to: target });
+    } catch (error) {
+      this.logger.warn("closing without a handover", { node: this.id, to: target, error });
+    }
+  }
+
+  private stopTimer(): void {
+    if (this.ticker !== null) clearInterval(this.ticker);
+    this.ticker = null;
+  }
+
+  private rejectAll(error: Error): void {
+    for (const p of this.proposals.values()) p.reject(error);
+    this.proposals.clear();
+    this.proposalDeadlines.clear();
+    for (const f of this.forwards.values()) f.reject(error);
+    this.forwards.clear();
+    this.forwardDeadlines.clear();
+    for (const r of this.reads.values()) r.reject(error);
+    this.reads.clear();
+    this.readDeadlines.clear();
+    for (const w of this.confWaits) w.settle.reject(error);
+    this.confWaits = [];
+    for (const w of this.leaderWaiters) w.reject(error);
+    this.leaderWaiters = [];
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Helpers.
+
+  private refuseWork(what: string): Error | null {
+    if (this.failure !== null) return this.failure;
+    if (this.closed || this.closing !== null) return new ClosedError(what);
+    return null;
+  }
+
+  private dropped(reason: "pending-proposals-max" | "read-index-pending-max" | "leader-change", detail: string): Error {
+    this.metricsOf.failed("ORRERY_DROPPED");
+    return new ProposalDroppedError(reason, detail);
+  }
+
+  private addressOf(id: NodeId | null): string | null {
+    return id === null ? null : (this.peers.get(id) ?? null);
+  }
+
+  /** Adds the leader's address to a NotLeaderError from the core. */
+  private withAddress(error: unknown): unknown {
+    if (NotLeaderError.is(error) && error.leaderAddress === null && error.leaderHint !== null) {
+      return new NotLeaderError(error.leaderHint, this.addressOf(error.leaderHint));
+    }
+    return error;
+  }
+
+  private brief(): Record<string, unknown> {
+    const s = this.raft.status();
+    return { term: s.term, commit: s.commit, applied: s.applied, voters: s.config.voters };
+  }
+
+  /** Resolves once `condition()` holds, checking every tick; TimeoutError after `timeoutMs`. */
+  private until(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const started = performance.now();
+      const check = () => {
+        if (condition()) return resolve();
+        if (performance.now() - started >= timeoutMs) return reject(new TimeoutError(what, timeoutMs));
+        setTimeout(check, this.config.tickMs).unref();
+      };
+      check();
+    });
+  }
+}
+
+/** Ticks one timer firing may deliver after a stall. */
+export const TICKS_PER_TIMER_MAX = 100;
+
+const DROP_REASONS: readonly DropReason[] = [
+  "uncommitted-bytes-max",
+  "leadership-transfer",
+  "proposal-bytes-max",
+  "read-index-pending-max",
+  "pending-proposals-max",
+  "leader-change",
+];
+
+/** Rebuilds the error a leader sent back for a forwarded proposal. */
+function remoteError(code: string, reason: string, leaderHint: NodeId | null, leaderAddress: string | null): Error {
+  const dropReason = DROP_REASONS.find((r) => r === reason);
+  if (code === "ORRERY_DROPPED" && dropReason !== undefined) {
+    return new ProposalDroppedError(dropReason, "refused by the leader");
+  }
+  // Anything else (including codes from a newer peer) means the leader could not take it.
+  return new NotLeaderError(leaderHint, leaderAddress);
+}
