@@ -5,6 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { fuzzCommand, simCommand } from "../sim/cli.ts";
+import { nodeCommand } from "./host/cli.ts";
 import { repairCommand } from "./storage/cli.ts";
 
 /** One `orrery` subcommand. */
@@ -31,7 +32,7 @@ const STANDARD_IO: CliIo = {
 };
 
 /** The commands `orrery` knows, in the order `--help` lists them. */
-export const COMMANDS: readonly Command[] = [simCommand, fuzzCommand, repairCommand];
+export const COMMANDS: readonly Command[] = [nodeCommand, simCommand, fuzzCommand, repairCommand];
 
 function version(): string {
   const manifest = JSON.parse(
