@@ -12,9 +12,12 @@ export class AssertionFailure extends Error {
   }
 }
 
-/** Asserts `condition`; `message` says what was expected. */
-export function assert(condition: boolean, message: string): asserts condition {
-  if (!condition) throw new AssertionFailure(message);
+/**
+ * Asserts `condition`; `message` says what was expected. On hot paths pass a function, so that a
+ * message built from values is only built when the assertion fails.
+ */
+export function assert(condition: boolean, message: string | (() => string)): asserts condition {
+  if (!condition) throw new AssertionFailure(typeof message === "string" ? message : message());
 }
 
 /** Marks a branch that a total `switch` over a union can never reach. */

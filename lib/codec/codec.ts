@@ -223,6 +223,22 @@ function entryFromTuple(tuple: readonly unknown[], offset: number, path: string)
   };
 }
 
+/**
+ * The common case of {@link entryFromTuple} without building a path string per field: the entry
+ * when `wire` is a well-formed tuple the slow path would return unchanged, else `null` (and the
+ * slow path then finds and names the fault). Entries are checked on every encode and decode, so
+ * this is on the hot path of both the WAL and the transports.
+ */
+function validEntryTuple(wire: unknown): Entry | null {
+  if (!Array.isArray(wire) || wire.length !== ENTRY_TUPLE_LENGTH) return null;
+  const [t, i, code, data] = wire as [unknown, unknown, unknown, unknown];
+  if (typeof t !== "number" || !Number.isSafeInteger(t) || t < 0 || Object.is(t, -0)) return null;
+  if (typeof i !== "number" || !Number.isSafeInteger(i) || i < 1) return null;
+  const type = typeof code === "number" ? ENTRY_TYPES_BY_CODE[code] : undefined;
+  if (type === undefined || !(data instanceof Uint8Array) || data.constructor !== Uint8Array) return null;
+  return { term: t, index: i, type, data };
+}
+
 function entryTypeFromWire(wire: unknown, path: string): EntryType {
   const type = typeof wire === "number" ? ENTRY_TYPES_BY_CODE[wire] : undefined;
   if (type === undefined) {
@@ -241,6 +257,11 @@ const entries: Field<readonly Entry[]> = {
     }
     const decoded: Entry[] = [];
     for (let i = 0; i < wire.length; i++) {
+      const fast = validEntryTuple(wire[i]);
+      if (fast !== null) {
+        decoded.push(fast);
+        continue;
+      }
       const tuple = tupleFromWire(wire[i], `${path}[${i}]`, ENTRY_TUPLE_LENGTH);
       decoded.push(entryFromTuple(tuple, 0, `${path}[${i}]`));
     }
@@ -486,7 +507,7 @@ assert(
 
 function messageToWire(message: Message): unknown[] {
   const layout = LAYOUT_BY_TYPE.get(message.type);
-  assert(layout !== undefined, `encodeMessage: unknown message type ${describe(message.type)}`);
+  assert(layout !== undefined, () => `encodeMessage: unknown message type ${describe(message.type)}`);
   const wire: unknown[] = [CODEC_VERSION, layout.code, message.from, message.to, message.term];
   const fields = message as unknown as Readonly<Record<string, unknown>>;
   for (let i = 0; i < layout.fields.length; i++) {

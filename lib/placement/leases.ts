@@ -328,7 +328,7 @@ export class LeaseTracker {
 }
 
 function assertTime(value: number, what: string): void {
-  assert(typeof value === "number" && Number.isFinite(value), `${what} is a finite number`);
+  assert(typeof value === "number" && Number.isFinite(value), () => `${what} is a finite number`);
 }
 
 /** Orders strings by UTF-16 code units, the same on every member. */

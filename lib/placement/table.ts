@@ -153,7 +153,7 @@ export class PlacementTable {
 
   /** Applies `command`, the entry at log `index` (greater than every index applied before). */
   apply(command: PlacementCommand, index: number): PlacementResult {
-    assert(index > this.appliedIndex, `index ${index} follows ${this.appliedIndex}`);
+    assert(index > this.appliedIndex, () => `index ${index} follows ${this.appliedIndex}`);
     this.appliedIndex = index;
     const out = new ResultBuilder();
     const refused = this.applyCommand(command, index, out);
@@ -305,7 +305,7 @@ export class PlacementTable {
   private adjustLoad(worker: WorkerId, delta: number): void {
     const slot = this.slots.get(worker) as Slot;
     slot.load += delta;
-    assert(slot.load >= 0, `load of ${worker} stays non-negative`);
+    assert(slot.load >= 0, () => `load of ${worker} stays non-negative`);
     this.owners.updated(worker);
   }
 

@@ -233,7 +233,7 @@ export class WorkerLease {
 
   private observe(time: number): void {
     assert(typeof time === "number" && Number.isFinite(time), "a worker time is a finite number");
-    assert(time >= this.clockHigh, `the worker's clock does not go backwards (${time} < ${this.clockHigh})`);
+    assert(time >= this.clockHigh, () => `the worker's clock does not go backwards (${time} < ${this.clockHigh})`);
     this.clockHigh = time;
   }
 }

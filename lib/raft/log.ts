@@ -41,7 +41,7 @@ export class RaftLog {
     }
     for (const entry of entries) {
       if (entry.index <= log.offsetIndex) continue;
-      assert(entry.index === log.lastIndex() + 1, `restored entries are consecutive (at ${entry.index})`);
+      assert(entry.index === log.lastIndex() + 1, () => `restored entries are consecutive (at ${entry.index})`);
       assert(entry.term >= log.lastTerm(), "restored terms never decrease");
       log.entries.push(entry);
     }
@@ -58,7 +58,7 @@ export class RaftLog {
    * snapshot there. The term at `index` is kept, so that appends following it still match.
    */
   compact(index: number): void {
-    assert(index <= this.applied, `compaction at ${index} is within the applied prefix (${this.applied})`);
+    assert(index <= this.applied, () => `compaction at ${index} is within the applied prefix (${this.applied})`);
     if (index <= this.offsetIndex) return;
     const term = this.term(index) as number;
     this.entries.splice(0, index - this.offsetIndex);
@@ -107,7 +107,7 @@ export class RaftLog {
   /** The entry at `index`; it must be held. */
   entry(index: number): Entry {
     const entry = this.entries[index - this.offsetIndex - 1];
-    assert(entry !== undefined, `entry ${index} is held`);
+    assert(entry !== undefined, () => `entry ${index} is held`);
     return entry;
   }
 
@@ -150,7 +150,7 @@ export class RaftLog {
     const lastNewIndex = prevIndex + entries.length;
     const conflict = this.findConflict(entries);
     if (conflict !== 0) {
-      assert(conflict > this.committed, `entry ${conflict} conflicts with a committed entry`);
+      assert(conflict > this.committed, () => `entry ${conflict} conflicts with a committed entry`);
       this.append(entries.slice(conflict - prevIndex - 1));
     }
     this.commitTo(Math.min(commit, lastNewIndex));
@@ -185,7 +185,7 @@ export class RaftLog {
   /** Raises the commit index to `index` (never lowers it). */
   commitTo(index: number): void {
     if (index <= this.committed) return;
-    assert(index <= this.lastIndex(), `commit ${index} is within the log (last ${this.lastIndex()})`);
+    assert(index <= this.lastIndex(), () => `commit ${index} is within the log (last ${this.lastIndex()})`);
     this.committed = index;
   }
 

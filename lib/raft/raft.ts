@@ -408,7 +408,7 @@ export class Raft {
   private applyEntry(entry: Entry): void {
     if (entry.type !== "confChange") return;
     const conf = decodeConfState(entry.data);
-    assert(conf !== null, `configuration entry ${entry.index} decodes`);
+    assert(conf !== null, () => `configuration entry ${entry.index} decodes`);
     this.setConf(entry.index, conf);
   }
 
@@ -660,7 +660,7 @@ export class Raft {
   /** Resets per-term state; a new term forgets the vote. */
   private reset(term: number): void {
     if (term !== this.term) {
-      assert(term > this.term, `terms only grow (${this.term} -> ${term})`);
+      assert(term > this.term, () => `terms only grow (${this.term} -> ${term})`);
       this.term = term;
       this.vote = null;
     }
@@ -684,7 +684,7 @@ export class Raft {
 
   private resetRandomizedElectionTimeout(): void {
     const draw = this.config.random();
-    assert(draw >= 0 && draw < 1, `config.random returns a number in [0, 1), got ${draw}`);
+    assert(draw >= 0 && draw < 1, () => `config.random returns a number in [0, 1), got ${draw}`);
     const electionTicks = this.config.electionTicks;
     this.randomizedElectionTimeout = electionTicks + Math.floor(draw * electionTicks);
   }
@@ -1413,7 +1413,7 @@ export class Raft {
 
   private progressOf(id: NodeId): Progress {
     const progress = this.progress.get(id);
-    assert(progress !== undefined, `the leader tracks progress of ${id}`);
+    assert(progress !== undefined, () => `the leader tracks progress of ${id}`);
     return progress;
   }
 }

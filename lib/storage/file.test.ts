@@ -14,7 +14,7 @@ import { StorageError } from "../errors.ts";
 import type { HardState, Snapshot } from "../raft/messages.ts";
 import type { RestoredState } from "../raft/raft.ts";
 import { entry } from "./conformance.ts";
-import { FileStorage, RECORD_HEADER_BYTES } from "./file.ts";
+import { FileStorage, RECORD_HEADER_BYTES, mustSync } from "./file.ts";
 import { EMPTY_STATE, applyBatch, applySnapshot, type StorageBatch } from "./storage.ts";
 
 const dirs: string[] = [];
@@ -323,5 +323,26 @@ describe("FileStorage damage property", () => {
       }),
       { numRuns: 150 },
     );
+  });
+});
+
+describe("FileStorage fsync policy", () => {
+  const written: HardState = { term: 3, vote: "n1", commit: 10 };
+  it("skips the fsync only for a batch that just moves the commit index", () => {
+    assert.equal(mustSync({ hardState: { term: 3, vote: "n1", commit: 12 }, entries: [] }, written), false);
+    assert.equal(mustSync({ entries: [] }, written), false);
+  });
+  it("syncs entries, snapshots, and any change of term or vote", () => {
+    assert.equal(mustSync({ entries: [entry(11, 3)] }, written), true);
+    assert.equal(mustSync({ hardState: { term: 4, vote: null, commit: 10 }, entries: [] }, written), true);
+    assert.equal(mustSync({ hardState: { term: 3, vote: "n2", commit: 10 }, entries: [] }, written), true);
+    const snapshot: Snapshot = {
+      index: 5,
+      term: 2,
+      origin: "n1",
+      config: { voters: ["n1"], outgoing: [], learners: [] },
+      data: new Uint8Array(),
+    };
+    assert.equal(mustSync({ snapshot, entries: [] }, written), true);
   });
 });

@@ -248,12 +248,19 @@ export class FileStorage implements Storage {
     return this.run("load", async () => ({ ...this.state, entries: [...this.state.entries] }));
   }
 
-  /** Makes `batch` durable: one write and one fdatasync (a leader's snapshot takes more, see above). */
+  /**
+   * Makes `batch` durable: one write and one fdatasync (a leader's snapshot takes more, see above).
+   * A batch whose only change is the commit index is written without the fdatasync, as etcd does:
+   * the commit index is not needed for safety (a restarted member learns it again from the
+   * leader), and the next synced batch makes it durable too. Term, vote, entries and snapshots are
+   * always synced before this resolves.
+   */
   append(batch: StorageBatch): Promise<void> {
     return this.run("append", async () => {
       const framed = this.frameBatch(batch);
+      const sync = mustSync(batch, this.state.hardState);
       if (batch.snapshot !== undefined) await this.install(batch.snapshot, framed, lastEntryIndex(batch.entries));
-      else if (framed.length > 0) await this.writeRecords(framed, false, lastEntryIndex(batch.entries));
+      else if (framed.length > 0) await this.writeRecords(framed, false, lastEntryIndex(batch.entries), sync);
       this.state = applyBatchInPlace(this.state, batch);
     });
   }
@@ -324,7 +331,7 @@ export class FileStorage implements Storage {
     const first = batch.entries[0];
     if (first !== undefined) {
       const base = batch.snapshot?.index ?? lastIndex(this.state);
-      assert(first.index <= base + 1, `appended entries start at ${first.index}, after the log's end ${base}`);
+      assert(first.index <= base + 1, () => `appended entries start at ${first.index}, after the log's end ${base}`);
     }
     if (batch.snapshot !== undefined) {
       const hardState = batch.hardState ?? this.state.hardState;
@@ -373,7 +380,12 @@ export class FileStorage implements Storage {
    * Appends framed records to the last segment (or a new one) with one write and one fdatasync.
    * `entryIndexMax` is the highest entry index among them, 0 if none.
    */
-  private async writeRecords(framed: Uint8Array[], newSegment: boolean, entryIndexMax: number): Promise<void> {
+  private async writeRecords(
+    framed: Uint8Array[],
+    newSegment: boolean,
+    entryIndexMax: number,
+    sync = true,
+  ): Promise<void> {
     let segment = this.segments[this.segments.length - 1];
     const created = segment === undefined || newSegment || segment.bytes >= this.options.segmentBytesMax;
     if (created) {
@@ -386,7 +398,7 @@ export class FileStorage implements Storage {
     this.handle = handle;
     const buffer = Buffer.concat(framed);
     await writeAll(handle, buffer, segment.bytes);
-    await handle.datasync();
+    if (sync || created) await handle.datasync();
     if (created) await syncDir(this.dir);
     segment.bytes += buffer.byteLength;
     segment.entryIndexMax = Math.max(segment.entryIndexMax, entryIndexMax);
@@ -728,7 +740,7 @@ function encodeU64s(values: readonly number[]): Uint8Array {
   const out = new Uint8Array(8 * values.length);
   const view = new DataView(out.buffer);
   values.forEach((value, i) => {
-    assert(Number.isSafeInteger(value) && value >= 0, `a u64 field is a safe non-negative integer, got ${value}`);
+    assert(Number.isSafeInteger(value) && value >= 0, () => `a u64 field is a safe non-negative integer, got ${value}`);
     view.setBigUint64(8 * i, BigInt(value), true);
   });
   return out;
@@ -760,6 +772,13 @@ function entryIndexMaxOfScan(scan: SegmentScan): number {
 
 function lastIndex(state: RestoredState): number {
   return state.entries[state.entries.length - 1]?.index ?? state.snapshot?.index ?? 0;
+}
+
+/** Whether a batch must be fsynced: everything but a change of the commit index alone. */
+export function mustSync(batch: StorageBatch, written: HardState): boolean {
+  if (batch.entries.length > 0 || batch.snapshot !== undefined) return true;
+  const hard = batch.hardState;
+  return hard !== undefined && (hard.term !== written.term || hard.vote !== written.vote);
 }
 
 /** `wal-<seq, 16 digits>.log`. */

@@ -38,7 +38,10 @@ export interface Storage {
   load(): MaybePromise<RestoredState>;
   /**
    * Makes `batch` durable (for a disk: one write and one fsync). When it completes, everything in
-   * it survives a crash; until then, none, some or all of it may.
+   * it survives a crash; until then, none, some or all of it may. One exception is allowed: a
+   * batch whose only change is a higher commit index may be written without an fsync (the commit
+   * index is not needed for safety; a restarted member learns it again from the leader), and is
+   * then made durable by the next synced batch.
    */
   append(batch: StorageBatch): MaybePromise<void>;
   /**
