@@ -2,9 +2,10 @@
  * Commits per second of three members in one process through the library API (issue #7): each
  * member has its own file WAL (fsync on) in a fresh temporary directory, and the members talk over
  * the in-process memory transport (real frame encoding, no sockets) or, with `--transport tcp`,
- * over TCP on loopback. A fixed number of proposals are kept in flight (`--inflight`, default 256)
+ * over TCP or HTTP on loopback (`--transport tcp|http`). A fixed number of proposals are kept in flight (`--inflight`, default 256)
  * against the leader for `--seconds` (default 5, after a 1 s warm-up); each resolves once applied
- * on the leader. Prints one JSON object: commits/s, p50/p99 latency, fsyncs per second per member
+ * on the leader. The memory transport passes messages by reference, as an in-process deployment
+ * would; `--encode` makes it encode and decode every message as the network transports do. Prints one JSON object: commits/s, p50/p99 latency, fsyncs per second per member
  * (so that entries per fsync shows the group commit), and peak heap.
  *
  * Run: `npm run bench:inprocess` (or `node --import tsx bench/inprocess.ts --seconds 5`).
@@ -20,6 +21,7 @@ import type { StateMachine } from "../lib/host/options.ts";
 import { FileStorage } from "../lib/storage/file.ts";
 import { MemoryNetwork } from "../transports/memory/memory.ts";
 import type { Transport } from "../transports/transport.ts";
+import { freePorts } from "./ports.ts";
 
 const COMMAND_BYTES = 100;
 const WARMUP_SECONDS = 1;
@@ -43,7 +45,9 @@ class CountingMachine implements StateMachine<number> {
 interface Settings {
   readonly seconds: number;
   readonly inflight: number;
-  readonly transport: "memory" | "tcp";
+  readonly transport: "memory" | "tcp" | "http";
+  /** Memory transport only: encode messages into frames (as on the wire) rather than pass them. */
+  readonly encode: boolean;
 }
 
 function settings(): Settings {
@@ -52,27 +56,29 @@ function settings(): Settings {
       seconds: { type: "string", default: "5" },
       inflight: { type: "string", default: "256" },
       transport: { type: "string", default: "memory" },
+      encode: { type: "boolean", default: false },
     },
   });
   const seconds = Number(process.env.INPROCESS_BENCH_SECONDS ?? values.seconds);
   const inflight = Number(values.inflight);
   if (!(seconds > 0) || !Number.isSafeInteger(inflight) || inflight < 1) throw new Error("bad --seconds or --inflight");
-  if (values.transport !== "memory" && values.transport !== "tcp") throw new Error("--transport memory|tcp");
-  return { seconds, inflight, transport: values.transport };
+  const transport = values.transport;
+  if (transport !== "memory" && transport !== "tcp" && transport !== "http") throw new Error("--transport memory|tcp|http");
+  return { seconds, inflight, transport, encode: values.encode ?? false };
 }
 
-async function makeTransports(kind: Settings["transport"]): Promise<{ transports: Transport[]; members: Record<string, string> }> {
+async function makeTransports(kind: Settings["transport"], encode: boolean): Promise<{ transports: Transport[]; members: Record<string, string> }> {
   if (kind === "memory") {
     const network = new MemoryNetwork();
-    return { transports: IDS.map((id) => network.transport({ id })), members: Object.fromEntries(IDS.map((id) => [id, id])) };
+    return { transports: IDS.map((id) => network.transport({ id, encode })), members: Object.fromEntries(IDS.map((id) => [id, id])) };
   }
-  const { createTcpTransport } = await import("../transports/tcp/tcp.ts");
-  const { freePorts } = await import("./ports.ts");
+  const create =
+    kind === "tcp"
+      ? (await import("../transports/tcp/tcp.ts")).createTcpTransport
+      : (await import("../transports/http/http.ts")).createHttpTransport;
   const ports = await freePorts(IDS.length);
   const members = Object.fromEntries(IDS.map((id, i) => [id, `127.0.0.1:${ports[i]}`]));
-  const transports = IDS.map((id) =>
-    createTcpTransport({ id, clusterId: "bench", listen: members[id] as string, peers: members }),
-  );
+  const transports = IDS.map((id) => create({ id, clusterId: "bench", listen: members[id] as string, peers: members }));
   return { transports, members };
 }
 
@@ -99,7 +105,7 @@ function quantile(sorted: readonly number[], q: number): number {
 async function main(): Promise<void> {
   const s = settings();
   const dir = await mkdtemp(join(tmpdir(), "orrery-inprocess-"));
-  const { transports, members } = await makeTransports(s.transport);
+  const { transports, members } = await makeTransports(s.transport, s.encode);
   const nodes: OrreryNode<number>[] = [];
   try {
     for (const [i, id] of IDS.entries()) {
@@ -134,6 +140,7 @@ async function main(): Promise<void> {
         bench: "inprocess",
         node: process.version,
         transport: s.transport,
+        ...(s.transport === "memory" ? { messagesEncoded: s.encode } : {}),
         members: IDS.length,
         commandBytes: COMMAND_BYTES,
         inflight: s.inflight,
@@ -142,7 +149,7 @@ async function main(): Promise<void> {
         commitsPerSecond: round(commitsPerSecond),
         p50Ms: round(quantile(latencies, 0.5)),
         p99Ms: round(quantile(latencies, 0.99)),
-        entriesPerLeaderFsync: round(commitsPerSecond / Math.max(1, fsyncsPerSecond.find((f) => f.leader)?.fsyncsPerSecond ?? 1)),
+        entriesPerLeaderAppend: round(commitsPerSecond / Math.max(1, fsyncsPerSecond.find((f) => f.leader)?.fsyncsPerSecond ?? 1)),
         fsyncs: fsyncsPerSecond,
         heapUsedMb: round(process.memoryUsage().heapUsed / 1e6),
         rssMb: round(process.memoryUsage().rss / 1e6),

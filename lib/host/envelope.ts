@@ -26,9 +26,11 @@ export type HostRecord =
 
 /** Prefixes a user command with its tag. */
 export function userEntry(command: Uint8Array): Uint8Array {
-  // Buffer.allocUnsafe carves small buffers out of a shared pool: one typed-array allocation per
-  // proposal was the host's largest cost. Every byte is written below.
-  const data = Buffer.allocUnsafe(command.length + 1);
+  // Buffer.allocUnsafe carves small buffers out of a shared pool: a fresh backing store per
+  // proposal was the host's largest cost. Every byte is written below. The plain Uint8Array view
+  // keeps the codec from copying a Buffer subclass when it checks the entry.
+  const pooled = Buffer.allocUnsafe(command.length + 1);
+  const data = new Uint8Array(pooled.buffer, pooled.byteOffset, pooled.length);
   data[0] = ENTRY_TAG.user;
   data.set(command, 1);
   return data;

@@ -527,16 +527,12 @@ class Node<Result> implements OrreryNode<Result> {
 
   private async handleReady(rd: Ready): Promise<void> {
     if (rd.sendBeforePersist) this.send(rd.messages);
-    if (rd.snapshot !== undefined || rd.hardState !== undefined || rd.entries.length > 0) {
-      const started = performance.now();
-      await this.storage.append({
-        ...(rd.snapshot === undefined ? {} : { snapshot: rd.snapshot }),
-        ...(rd.hardState === undefined ? {} : { hardState: rd.hardState }),
-        entries: rd.entries,
-      });
-      this.metricsOf.persisted(rd.entries.length, (performance.now() - started) / 1000);
-    }
-    if (!rd.sendBeforePersist) this.send(rd.messages);
+    const persisting = this.persist(rd);
+    // Awaited below; if applying throws first, the failure path must not also see an unhandled rejection.
+    persisting.catch(() => {});
+    // Entries in `committed` are already durable on a quorum (the core counts this member's own
+    // copy only after `advance`), so they are applied while this Ready's write is in progress:
+    // proposals resolve one fsync earlier, and what their callers propose next joins the next batch.
     if (rd.snapshot !== undefined) {
       this.restoreFrom(rd.snapshot);
       this.lastSnapshotIndex = rd.snapshot.index;
@@ -550,6 +546,20 @@ class Node<Result> implements OrreryNode<Result> {
       this.readsWaiting.add(state.index, state.requestId);
     }
     if (rd.softState !== undefined) this.onSoftState(rd.softState.leader, rd.softState.role);
+    await persisting;
+    if (!rd.sendBeforePersist) this.send(rd.messages);
+  }
+
+  /** Makes the Ready's snapshot, hard state and entries durable (one write and fsync). */
+  private async persist(rd: Ready): Promise<void> {
+    if (rd.snapshot === undefined && rd.hardState === undefined && rd.entries.length === 0) return;
+    const started = performance.now();
+    await this.storage.append({
+      ...(rd.snapshot === undefined ? {} : { snapshot: rd.snapshot }),
+      ...(rd.hardState === undefined ? {} : { hardState: rd.hardState }),
+      entries: rd.entries,
+    });
+    this.metricsOf.persisted(rd.entries.length, (performance.now() - started) / 1000);
   }
 
   private afterAdvance(rd: Ready): void {

@@ -2,13 +2,16 @@ import { concatFrames, encodeFrame } from "../frame.ts";
 import { describeTransportConformance } from "../conformance.ts";
 import { MemoryNetwork } from "./memory.ts";
 
-describeTransportConformance("memory", () => {
+for (const encode of [true, false]) {
+describeTransportConformance(encode ? "memory" : "memory (by reference)", () => {
   const network = new MemoryNetwork();
   return {
     tls: false,
+    exactSizes: encode,
     create: (options) =>
       network.transport({
         id: options.id,
+        encode,
         clusterId: options.clusterId,
         ...(options.secret === undefined ? {} : { secret: options.secret }),
         ...(options.frameBytesMax === undefined ? {} : { frameBytesMax: options.frameBytesMax }),
@@ -24,3 +27,4 @@ describeTransportConformance("memory", () => {
     },
   };
 });
+}

@@ -6,7 +6,7 @@
  */
 import { TransportError } from "../../lib/errors.ts";
 import { silentLogger, type Logger } from "../../lib/logger.ts";
-import type { Message, NodeId } from "../../lib/raft/messages.ts";
+import { entryBytes, type Message, type NodeId } from "../../lib/raft/messages.ts";
 import {
   FRAME_KIND,
   FrameDecoder,
@@ -36,13 +36,33 @@ export interface MemoryTransportOptions {
   /** @defaultValue {@link SEND_BUFFER_BYTES_MAX_DEFAULT} */
   readonly sendBufferBytesMax?: number;
   readonly logger?: Logger;
+  /**
+   * Encode every message into frame bytes and decode it at the receiver, as the network transports
+   * do. With `false`, messages pass by reference (they are immutable), which is what an in-process
+   * deployment wants; sizes are then estimated from entry bytes, and hellos and injected bytes
+   * still go through the decoder.
+   * @defaultValue true
+   */
+  readonly encode?: boolean;
 }
+
+/** The size charged to an unencoded message: a fixed overhead plus its entries and chunk bytes. */
+export function messageBytesEstimate(message: Message): number {
+  let bytes = MESSAGE_OVERHEAD_BYTES;
+  if (message.type === "append") for (const e of message.entries) bytes += entryBytes(e);
+  if (message.type === "snapshot") bytes += message.data.byteLength;
+  return bytes;
+}
+
+/** The fixed part of {@link messageBytesEstimate}. */
+export const MESSAGE_OVERHEAD_BYTES = 64;
 
 type MutableStats = { -readonly [K in keyof TransportStats]: TransportStats[K] };
 
 /** One direction between two members: frames queued by the sender, decoded by the receiver. */
 interface Link {
-  queue: Uint8Array[];
+  /** Frame bytes, or messages passed by reference (`encode: false`). */
+  queue: (Uint8Array | Message)[];
   queuedBytes: number;
   decoder: FrameDecoder;
   /** Whether the receiver accepted this link's hello. */
@@ -77,7 +97,7 @@ export class MemoryNetwork {
 
   /** Delivers raw `bytes` to `to` as if `from`'s connection had carried them (tests). */
   inject(from: NodeId, to: NodeId, bytes: Uint8Array): void {
-    this.enqueue(from, to, bytes, Number.POSITIVE_INFINITY);
+    this.enqueue(from, to, bytes, Number.POSITIVE_INFINITY, bytes.length);
   }
 
   /** @internal */
@@ -100,7 +120,7 @@ export class MemoryNetwork {
   }
 
   /** @internal Queues bytes from `from` to `to`; false when dropped. */
-  enqueue(from: NodeId, to: NodeId, frame: Uint8Array, bufferBytesMax: number): boolean {
+  enqueue(from: NodeId, to: NodeId, frame: Uint8Array | Message, bufferBytesMax: number, bytes: number): boolean {
     const key = `${from}\u0000${to}`;
     if (this.cuts.has(key) || !this.members.has(to)) return false;
     let link = this.links.get(key);
@@ -109,9 +129,9 @@ export class MemoryNetwork {
       link = { queue: [], queuedBytes: 0, decoder: new FrameDecoder(receiver.frameBytesMax), accepted: false, needsHello: true };
       this.links.set(key, link);
     }
-    if (link.queuedBytes + frame.length > bufferBytesMax) return false;
+    if (link.queuedBytes + bytes > bufferBytesMax) return false;
     link.queue.push(frame);
-    link.queuedBytes += frame.length;
+    link.queuedBytes += bytes;
     this.dirty.add(key);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -151,8 +171,9 @@ export class MemoryNetwork {
       link.queuedBytes = 0;
       const receiver = this.members.get(to);
       if (receiver === undefined || this.cuts.has(key)) continue;
-      for (const bytes of frames) {
-        if (!receiver.receive(from, link, bytes)) {
+      for (const item of frames) {
+        const ok = item instanceof Uint8Array ? receiver.receive(from, link, item) : receiver.receiveMessage(from, link, item);
+        if (!ok) {
           // The "connection" is closed: drop the rest, and start over with a new hello.
           this.links.delete(key);
           break;
@@ -173,6 +194,7 @@ export class MemoryTransport implements Transport {
   private readonly secret: string | undefined;
   private readonly sendBufferBytesMax: number;
   private readonly logger: Logger;
+  private readonly encode: boolean;
   private handler: TransportHandler | null = null;
   private readonly peers = new Set<NodeId>();
   private readonly counters: MutableStats = {
@@ -197,6 +219,7 @@ export class MemoryTransport implements Transport {
     this.frameBytesMax = options.frameBytesMax ?? FRAME_BYTES_MAX_DEFAULT;
     this.sendBufferBytesMax = options.sendBufferBytesMax ?? SEND_BUFFER_BYTES_MAX_DEFAULT;
     this.logger = options.logger ?? silentLogger;
+    this.encode = options.encode ?? true;
   }
 
   async start(handler: TransportHandler): Promise<void> {
@@ -206,7 +229,10 @@ export class MemoryTransport implements Transport {
   }
 
   send(messages: readonly Message[]): void {
-    for (const message of messages) this.sendFrame(message.to, encodeFrame({ kind: "message", message }));
+    for (const message of messages) {
+      if (this.encode) this.sendFrame(message.to, encodeFrame({ kind: "message", message }));
+      else this.sendFrame(message.to, message, messageBytesEstimate(message));
+    }
   }
 
   sendPayload(to: NodeId, payload: Uint8Array): boolean {
@@ -234,6 +260,17 @@ export class MemoryTransport implements Transport {
     if (this.closed) return;
     this.closed = true;
     this.network.detach(this);
+  }
+
+  /** @internal Handles a message passed by reference; false closes the link. */
+  receiveMessage(from: NodeId, link: Link, message: Message): boolean {
+    if (this.closed || this.handler === null) return false;
+    if (!link.accepted) return this.refuse(from, new TransportError("handshake", "a message before the hello"));
+    const why = checkMessage(message, from, this.id);
+    if (why !== null) return this.refuse(from, new TransportError("malformed", why));
+    this.counters.framesReceived += 1;
+    this.handler.onMessage(message);
+    return true;
   }
 
   /** @internal Handles one frame's bytes on the link from `from`; false closes the link. */
@@ -275,22 +312,22 @@ export class MemoryTransport implements Transport {
     return false;
   }
 
-  private sendFrame(to: NodeId, frame: Uint8Array): boolean {
+  private sendFrame(to: NodeId, frame: Uint8Array | Message, bytes: number = (frame as Uint8Array).length): boolean {
     if (this.closed || this.handler === null) return this.drop();
-    if (frame.length > this.frameBytesMax) {
+    if (bytes > this.frameBytesMax) {
       this.counters.framesOversized += 1;
-      this.logger.warn("dropping an oversized frame", { peer: to, bytes: frame.length });
+      this.logger.warn("dropping an oversized frame", { peer: to, bytes });
       return this.drop();
     }
     if (this.network.needsHello(this.id, to)) {
       const hello = encodeFrame({ kind: "hello", hello: makeHello(this.clusterId, this.secret, this.id, to) });
-      if (!this.network.enqueue(this.id, to, hello, Number.POSITIVE_INFINITY)) return this.drop();
+      if (!this.network.enqueue(this.id, to, hello, Number.POSITIVE_INFINITY, hello.length)) return this.drop();
       this.network.helloSent(this.id, to);
       this.counters.connects += 1;
     }
-    if (!this.network.enqueue(this.id, to, frame, this.sendBufferBytesMax)) return this.drop();
+    if (!this.network.enqueue(this.id, to, frame, this.sendBufferBytesMax, bytes)) return this.drop();
     this.counters.framesSent += 1;
-    this.counters.bytesSent += frame.length;
+    this.counters.bytesSent += bytes;
     return true;
   }
 
