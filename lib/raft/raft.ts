@@ -185,6 +185,8 @@ export class Raft {
 
   /** Messages waiting for the host to send them, oldest first. */
   outbox: Message[] = [];
+  /** Whether a broadcast of appends is owed (see `flushAppends`). */
+  private appendsOwed = false;
   readonly counters: RaftCounters = {
     invalidMessages: 0,
     outboxDropped: 0,
@@ -277,7 +279,7 @@ export class Raft {
       );
     }
     this.appendAsLeader([entry]);
-    this.broadcastAppend();
+    this.appendsOwed = true;
     return { index: entry.index, term: entry.term };
   }
 
@@ -376,7 +378,7 @@ export class Raft {
     };
     this.pendingConfIndex = entry.index;
     this.appendAsLeader([entry]);
-    this.broadcastAppend();
+    this.appendsOwed = true;
     return { index: entry.index, term: entry.term };
   }
 
@@ -1178,7 +1180,9 @@ export class Raft {
       if (progress.match >= (progress.transfer?.snapshot.index ?? 0)) progress.becomeReplicate();
     } else progress.inflights.freeLE(message.index);
     if (this.maybeCommit()) this.onCommitted();
-    else if (wasPaused) this.sendAppend(message.from);
+    // A paused follower that answered gets the next append at once, unless a broadcast owed to
+    // every follower will carry it anyway.
+    else if (wasPaused && !this.appendsOwed) this.sendAppend(message.from);
     while (this.maybeSendAppend(message.from, false)) {
       // Stream what the window allows.
     }
@@ -1250,7 +1254,7 @@ export class Raft {
 
   /** After the commit index moved: tell followers, and start reads that waited for a commit. */
   private onCommitted(): void {
-    this.broadcastAppend();
+    this.appendsOwed = true;
     if (this.readsBeforeCommit.length > 0) {
       const waiting = this.readsBeforeCommit;
       this.readsBeforeCommit = [];
@@ -1267,6 +1271,18 @@ export class Raft {
 
   private broadcastAppend(): void {
     for (const id of this.members) if (id !== this.id) this.sendAppend(id);
+  }
+
+  /**
+   * Sends the appends owed since the last call: proposals and commit advances only mark them
+   * owed, so that many proposals (and acknowledgements) between two `Ready`s make one append per
+   * follower instead of one each. The host collects messages only through `ready()`, which calls
+   * this first, so nothing is sent later than it would have been.
+   */
+  flushAppends(): void {
+    if (!this.appendsOwed) return;
+    this.appendsOwed = false;
+    if (this.role === "leader") this.broadcastAppend();
   }
 
   /**

@@ -182,6 +182,7 @@ export class RaftNode {
   /** Whether `ready()` has anything for the host. */
   hasReady(): boolean {
     if (this.pending !== null) return false;
+    this.raft.flushAppends();
     const soft = this.softState();
     if (soft.leader !== this.previousSoft.leader || soft.role !== this.previousSoft.role) return true;
     if (!sameHardState(this.raft.hardState(), this.previousHard)) return true;
@@ -194,6 +195,7 @@ export class RaftNode {
   /** Collects the next batch of work. Call `advance(rd)` when it is done, before the next `ready()`. */
   ready(): Ready {
     assert(this.pending === null, "advance() the previous Ready before asking for another");
+    this.raft.flushAppends();
     const soft = this.softState();
     const hard = this.raft.hardState();
     const softChanged =
