@@ -123,8 +123,8 @@ async function read(options: KvServiceOptions, key: string, res: ServerResponse)
 }
 
 async function write(options: KvServiceOptions, command: KvCommand, res: ServerResponse): Promise<void> {
-  const status = options.node.status();
-  if (options.redirect && status.role !== "leader") {
+  const status = options.redirect ? options.node.status() : null;
+  if (status !== null && status.role !== "leader") {
     const target = status.leader === null ? undefined : options.clientUrls?.[status.leader];
     if (target !== undefined) {
       res.setHeader("location", `${target}/kv/${encodeURIComponent(command.key)}${command.kind === "cas" ? "?cas" : ""}`);

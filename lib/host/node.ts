@@ -141,6 +141,7 @@ class Node<Result> implements OrreryNode<Result> {
 
   private ticker: ReturnType<typeof setInterval> | null = null;
   private lastTickAt = 0;
+  private tickScheduled = false;
   private loopScheduled = false;
   private looping = false;
   private idleWaiters: (() => void)[] = [];
@@ -451,6 +452,17 @@ class Node<Result> implements OrreryNode<Result> {
   }
 
   private onTimer(): void {
+    if (this.closed || this.failure !== null || this.tickScheduled) return;
+    // Ticks are delivered after the event loop's next poll for I/O: after a stall, the messages
+    // that queued up meanwhile (followers' acknowledgements among them) are stepped before the
+    // lost time is counted, so a busy leader does not count an election timeout without a quorum
+    // it has in fact heard from.
+    this.tickScheduled = true;
+    setImmediate(() => this.deliverTicks());
+  }
+
+  private deliverTicks(): void {
+    this.tickScheduled = false;
     if (this.closed || this.failure !== null) return;
     const now = performance.now();
     const elapsed = Math.floor((now - this.lastTickAt) / this.config.tickMs);

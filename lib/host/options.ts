@@ -56,8 +56,10 @@ export interface NodeOptions<Result = unknown> {
    */
   readonly tickMs?: number;
   /**
-   * Raft settings. The host's defaults: `electionTicks` 20 and `heartbeatTicks` 2, i.e. with the
-   * default `tickMs` an election timeout of 200–400 ms and a heartbeat every 20 ms.
+   * Raft settings. The host's defaults: `electionTicks` 50 and `heartbeatTicks` 5, i.e. with the
+   * default `tickMs` an election timeout of 500–1000 ms and a heartbeat every 50 ms (etcd's are
+   * 1000 ms and 100 ms): short enough for a quick failover, long enough that a busy member's event
+   * loop stalling for a few hundred milliseconds does not depose a healthy leader.
    */
   readonly raft?: HostRaftOptions;
   /**
@@ -107,8 +109,8 @@ export interface NodeOptions<Result = unknown> {
 /** The defaults of {@link NodeOptions}. */
 export const NODE_DEFAULTS = {
   tickMs: 10,
-  electionTicks: 20,
-  heartbeatTicks: 2,
+  electionTicks: 50,
+  heartbeatTicks: 5,
   forwardProposals: true,
   proposalTimeoutMs: 5000,
   readTimeoutMs: 5000,
