@@ -90,6 +90,50 @@ describe("the key-value HTTP API", () => {
   });
 });
 
+describe("writes on a follower", () => {
+  it("are redirected with 307 to the leader's API under redirect, and forwarded otherwise", async () => {
+    const network = new MemoryNetwork();
+    const ids = ["n1", "n2", "n3"];
+    const members = Object.fromEntries(ids.map((id) => [id, id]));
+    const stores = new Map<string, KvStore>();
+    const nodes = await Promise.all(
+      ids.map((id) => {
+        const store = new KvStore();
+        stores.set(id, store);
+        return createNode<KvResult>({
+          id,
+          members,
+          transport: network.transport({ id }),
+          storage: new MemoryStorage(),
+          stateMachine: store,
+          tickMs: 5,
+          raft: { electionTicks: 10, heartbeatTicks: 1 },
+        });
+      }),
+    );
+    const leaderId = await (nodes[0] as (typeof nodes)[number]).waitForLeader(5000);
+    const follower = nodes.find((n) => n.id !== leaderId && n.status().leader === leaderId) ?? nodes.find((n) => n.id !== leaderId);
+    assert.ok(follower !== undefined);
+    const clientUrls = { [leaderId]: "http://leader.example:8001" };
+    const store = stores.get(follower.id) as KvStore;
+    const redirecting = await startKvService({ node: follower, store, listen: "127.0.0.1:0", redirect: true, clientUrls });
+    const forwarding = await startKvService({ node: follower, store, listen: "127.0.0.1:0" });
+    try {
+      await follower.waitForLeader(5000);
+      const res = await fetch(`${redirecting.url}/kv/k`, { method: "PUT", body: "v", redirect: "manual" });
+      assert.equal(res.status, 307);
+      assert.equal(res.headers.get("location"), "http://leader.example:8001/kv/k");
+      const forwarded = await fetch(`${forwarding.url}/kv/k`, { method: "PUT", body: "v" });
+      assert.equal(forwarded.status, 204);
+      assert.equal(await (await fetch(`${forwarding.url}/kv/k`)).text(), "v");
+    } finally {
+      await redirecting.close();
+      await forwarding.close();
+      await Promise.all(nodes.map((n) => n.close()));
+    }
+  });
+});
+
 describe("orrery node's arguments", () => {
   it("parses a member's command line and refuses a bad one naming the option", () => {
     const args = parseMemberArgs(["--id", "n1", "--members", "n1=127.0.0.1:7001,n2=127.0.0.1:7002", "--data", "/tmp/x"]);
