@@ -17,6 +17,7 @@ import {
   withHeader,
   type Frame,
 } from "../frame.ts";
+import { zeroStats, type MutableStats } from "../network.ts";
 import {
   FRAME_BYTES_MAX_DEFAULT,
   SEND_BUFFER_BYTES_MAX_DEFAULT,
@@ -56,8 +57,6 @@ export function messageBytesEstimate(message: Message): number {
 
 /** The fixed part of {@link messageBytesEstimate}. */
 export const MESSAGE_OVERHEAD_BYTES = 64;
-
-type MutableStats = { -readonly [K in keyof TransportStats]: TransportStats[K] };
 
 /** One direction between two members: frames queued by the sender, decoded by the receiver. */
 interface Link {
@@ -197,17 +196,7 @@ export class MemoryTransport implements Transport {
   private readonly encode: boolean;
   private handler: TransportHandler | null = null;
   private readonly peers = new Set<NodeId>();
-  private readonly counters: MutableStats = {
-    framesSent: 0,
-    framesReceived: 0,
-    bytesSent: 0,
-    bytesReceived: 0,
-    framesDropped: 0,
-    framesOversized: 0,
-    connectionsRefused: 0,
-    connects: 0,
-    sendBufferBytes: 0,
-  };
+  private readonly counters: MutableStats = zeroStats();
 
   constructor(
     private readonly network: MemoryNetwork,
