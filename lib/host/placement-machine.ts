@@ -1,0 +1,41 @@
+/**
+ * The placement table as a state machine a node replicates (issue #8 builds members, workers and
+ * the gateway on it): commands are `encodePlacementCommand` bytes, results are what the table did,
+ * snapshots are the table's own. A malformed command is refused as a result value (never a throw:
+ * a throw would stop the member), so every member refuses it alike.
+ */
+import { CodecError } from "../errors.ts";
+import { decodePlacementCommand } from "../placement/commands.ts";
+import { PlacementTable, type PlacementOptions, type PlacementResult } from "../placement/table.ts";
+import type { StateMachine } from "./options.ts";
+
+/** A {@link PlacementTable} behind the {@link StateMachine} interface. */
+export class PlacementMachine implements StateMachine<PlacementResult> {
+  private current: PlacementTable;
+
+  constructor(private readonly options: Partial<PlacementOptions> = {}) {
+    this.current = new PlacementTable(options);
+  }
+
+  /** The table as of the last applied entry. Read it after `node.read()` for a linearizable view. */
+  get table(): PlacementTable {
+    return this.current;
+  }
+
+  apply(command: Uint8Array, position: { readonly index: number; readonly term: number }): PlacementResult {
+    try {
+      return this.current.apply(decodePlacementCommand(command), position.index);
+    } catch (error) {
+      if (!CodecError.is(error)) throw error;
+      return { changed: [], removed: [], workersRemoved: [], refused: `malformed command: ${error.message}` };
+    }
+  }
+
+  snapshot(): Uint8Array {
+    return this.current.snapshot();
+  }
+
+  restore(data: Uint8Array): void {
+    this.current = PlacementTable.restore(data);
+  }
+}
