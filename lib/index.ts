@@ -15,7 +15,7 @@ export { MemoryStorage } from "./storage/memory.ts";
 export { EMPTY_STATE, emptyState, applyBatch, applyBatchInPlace, applySnapshot } from "./storage/storage.ts";
 export type { Storage, StorageBatch, MaybePromise } from "./storage/storage.ts";
 export { createNode, RECENT_RESULTS_MAX, TICKS_PER_TIMER_MAX } from "./host/node.ts";
-export type { OrreryNode, NodeStatus } from "./host/node.ts";
+export type { OrreryNode, NodeStatus, LeadershipListener } from "./host/node.ts";
 export { NODE_DEFAULTS } from "./host/options.ts";
 export type { NodeOptions, StateMachine, HostRaftOptions } from "./host/options.ts";
 export { MetricsRegistry, LATENCY_BUCKETS_SECONDS, SERIES_PER_METRIC_MAX } from "./host/metrics.ts";

@@ -301,3 +301,27 @@ describe("createNode", () => {
 after(() => {
   // Nothing global to release; the clusters close themselves.
 });
+
+describe("onLeadershipChange", () => {
+  it("reports elections and handovers to subscribers until they unsubscribe", async () => {
+    const cluster = new Cluster(["n1", "n2", "n3"]);
+    const seen: string[] = [];
+    await cluster.start();
+    const first = await cluster.leader();
+    const others = [...cluster.members.values()].filter((m) => m !== first);
+    const unsubscribe = (others[0] as Member).node.onLeadershipChange(({ leader, role }) => seen.push(`${role}:${leader}`));
+    let fromLeader = 0;
+    first.node.onLeadershipChange(({ role }) => {
+      if (role !== "leader") fromLeader += 1;
+    });
+    await first.node.transferLeadership((others[0] as Member).node.id);
+    await eventually(() => seen.includes(`leader:${(others[0] as Member).node.id}`), "the new leader hears of itself");
+    assert.ok(fromLeader >= 1, "the old leader heard it stepped down");
+    unsubscribe();
+    const count = seen.length;
+    await (others[0] as Member).node.transferLeadership(first.node.id);
+    await cluster.leader();
+    assert.equal(seen.length, count, "nothing after unsubscribing");
+    await cluster.close();
+  });
+});

@@ -55,6 +55,13 @@ export interface NodeStatus extends RaftStatus {
   readonly closed: boolean;
 }
 
+/** What {@link OrreryNode.onLeadershipChange} reports. */
+export type LeadershipListener = (change: {
+  readonly leader: NodeId | null;
+  readonly role: RaftStatus["role"];
+  readonly term: number;
+}) => void;
+
 /** A running member. Create with {@link createNode}. */
 export interface OrreryNode<Result = unknown> {
   readonly id: NodeId;
@@ -92,6 +99,12 @@ export interface OrreryNode<Result = unknown> {
   transferLeadership(to: NodeId): Promise<void>;
   /** Resolves with the leader's id once one is known (at once if one is). @throws TimeoutError */
   waitForLeader(timeoutMs?: number): Promise<NodeId>;
+  /**
+   * Calls `listener` whenever this member's view of the leader or its own role changes (after the
+   * Ready that reported it was persisted). Returns a function that unsubscribes. A listener must
+   * not throw; one that does is logged and removed.
+   */
+  onLeadershipChange(listener: LeadershipListener): () => void;
   /** The member's state. */
   status(): NodeStatus;
   /** Prometheus text exposition of the member's metrics. */
@@ -146,6 +159,7 @@ class Node<Result> implements OrreryNode<Result> {
   private looping = false;
   private idleWaiters: (() => void)[] = [];
   private leaderWaiters: Settle<NodeId>[] = [];
+  private leadershipListeners: LeadershipListener[] = [];
   private failure: Error | null = null;
   private closing: Promise<void> | null = null;
   private closed = false;
@@ -279,6 +293,13 @@ class Node<Result> implements OrreryNode<Result> {
         reject(new TimeoutError("waiting for a leader", timeoutMs));
       }, timeoutMs).unref();
     });
+  }
+
+  onLeadershipChange(listener: LeadershipListener): () => void {
+    this.leadershipListeners.push(listener);
+    return () => {
+      this.leadershipListeners = this.leadershipListeners.filter((l) => l !== listener);
+    };
   }
 
   status(): NodeStatus {
@@ -557,9 +578,10 @@ class Node<Result> implements OrreryNode<Result> {
       read.index = state.index;
       this.readsWaiting.add(state.index, state.requestId);
     }
-    if (rd.softState !== undefined) this.onSoftState(rd.softState.leader, rd.softState.role);
     await persisting;
     if (!rd.sendBeforePersist) this.send(rd.messages);
+    // A new term or vote is durable now: only then is a change of leadership reported.
+    if (rd.softState !== undefined) this.onSoftState(rd.softState.leader, rd.softState.role);
   }
 
   /** Makes the Ready's snapshot, hard state and entries durable (one write and fsync). */
@@ -637,9 +659,18 @@ class Node<Result> implements OrreryNode<Result> {
     }
   }
 
-  private onSoftState(leader: NodeId | null, role: string): void {
+  private onSoftState(leader: NodeId | null, role: RaftStatus["role"]): void {
     this.metricsOf.leaderChanges.inc();
-    this.logger.info("leadership changed", { node: this.id, leader, role, term: this.raft.status().term });
+    const term = this.raft.status().term;
+    this.logger.info("leadership changed", { node: this.id, leader, role, term });
+    for (const listener of this.leadershipListeners) {
+      try {
+        listener({ leader, role, term });
+      } catch (error) {
+        this.logger.error("removing a leadership listener that threw", { node: this.id, error });
+        this.leadershipListeners = this.leadershipListeners.filter((l) => l !== listener);
+      }
+    }
     if (leader === null) return;
     const waiters = this.leaderWaiters;
     this.leaderWaiters = [];
