@@ -7,11 +7,17 @@
 import { CodecError } from "../errors.ts";
 import { decodePlacementCommand } from "../placement/commands.ts";
 import { PlacementTable, type PlacementOptions, type PlacementResult } from "../placement/table.ts";
+import type { PlacementCommand } from "../placement/types.ts";
+
+/** Told of every command applied, on every member, in log order. Must not throw. */
+export type PlacementApplied = (command: PlacementCommand, result: PlacementResult, index: number) => void;
 import type { StateMachine } from "./options.ts";
 
 /** A {@link PlacementTable} behind the {@link StateMachine} interface. */
 export class PlacementMachine implements StateMachine<PlacementResult> {
   private current: PlacementTable;
+  /** Called after each command is applied (the placement leader keeps its lease tracker in step). */
+  onApplied: PlacementApplied | null = null;
 
   constructor(private readonly options: Partial<PlacementOptions> = {}) {
     this.current = new PlacementTable(options);
@@ -23,12 +29,16 @@ export class PlacementMachine implements StateMachine<PlacementResult> {
   }
 
   apply(command: Uint8Array, position: { readonly index: number; readonly term: number }): PlacementResult {
+    let decoded: PlacementCommand;
     try {
-      return this.current.apply(decodePlacementCommand(command), position.index);
+      decoded = decodePlacementCommand(command);
     } catch (error) {
       if (!CodecError.is(error)) throw error;
       return { changed: [], removed: [], workersRemoved: [], refused: `malformed command: ${error.message}` };
     }
+    const result = this.current.apply(decoded, position.index);
+    this.onApplied?.(decoded, result, position.index);
+    return result;
   }
 
   snapshot(): Uint8Array {
