@@ -28,6 +28,8 @@ export interface ConformanceOptions {
   readonly logger?: Logger;
   /** Where to listen; a restart passes the previous instance's address. Absent: any free local port. */
   readonly listen?: string;
+  /** Which authenticated peers to talk to. */
+  readonly admit?: (peer: NodeId) => boolean;
 }
 
 /** Raw input, as a misbehaving peer would send it. */
@@ -261,6 +263,20 @@ function describeHandshake(makeFactory: () => TransportFactory): void {
       right.transport.send([heartbeat("a2", "b", 5)]);
       await waitFor("the message from the member with the secret", () => b.inbox.messages.length === 1);
       assert.equal(b.inbox.messages[0]?.from, "a2");
+    });
+  });
+
+  it("refuses an authenticated peer it does not admit, and talks to the ones it does", async () => {
+    await withHarness(makeFactory, async (h) => {
+      const b = await h.member({ id: "b", secret: "s", admit: (peer) => peer === "a2" });
+      const stranger = await h.member({ id: "a0", secret: "s" });
+      const known = await h.member({ id: "a2", secret: "s" });
+      for (const member of [stranger, known]) member.transport.setPeer("b", b.address);
+      await expectRefused(stranger, b);
+      known.transport.send([heartbeat("a2", "b", 5)]);
+      await waitFor("the message from the admitted peer", () => b.inbox.messages.length === 1);
+      assert.equal(b.inbox.messages[0]?.from, "a2");
+      assert.ok(b.transport.stats().connectionsRefused >= 1);
     });
   });
 }

@@ -27,6 +27,11 @@ export const FRAME_BYTES_MAX_MIN = 1024;
 /** The longest reconnect wait accepted, in milliseconds (an hour): a longer one is a typo. */
 export const RECONNECT_MS_LIMIT = 60 * 60 * 1000;
 
+/** The default admission: every authenticated peer. */
+function admitAll(): boolean {
+  return true;
+}
+
 /** {@link TransportOptions} with every default filled in and every value checked. */
 export interface ResolvedOptions {
   readonly id: NodeId;
@@ -41,6 +46,7 @@ export interface ResolvedOptions {
   readonly reconnectMsMax: number;
   readonly random: () => number;
   readonly logger: Logger;
+  readonly admit: (peer: NodeId) => boolean;
 }
 
 /** A parsed `host:port`. */
@@ -87,6 +93,7 @@ export function resolveOptions(options: TransportOptions): ResolvedOptions {
     reconnectMsMax,
     random: options.random ?? Math.random,
     logger: options.logger ?? silentLogger,
+    admit: options.admit ?? admitAll,
   };
 }
 

@@ -129,6 +129,13 @@ export interface TransportOptions {
   readonly random?: () => number;
   /** Where errors (malformed input, refused handshakes) and connection changes are logged. */
   readonly logger?: Logger;
+  /**
+   * Decides, after a peer proved the cluster id and the secret, whether to talk to it at all: a
+   * member passes e.g. `workerAdmission({ workers })` to refuse workers it was not told about.
+   * A refused peer's connection (or request) is closed like a failed handshake and counted.
+   * @defaultValue every authenticated peer is admitted
+   */
+  readonly admit?: (peer: NodeId) => boolean;
 }
 
 /** The default frame size limit: 16 MiB, room for a 1 MiB append or snapshot chunk many times over. */

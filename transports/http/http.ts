@@ -319,7 +319,11 @@ export class HttpTransport implements Transport {
       return;
     }
     const hello = helloFromHeaders(request.headers);
-    const why = typeof hello === "string" ? hello : checkHello(hello, this.options.clusterId, this.options.secret, this.id);
+    const why =
+      typeof hello === "string"
+        ? hello
+        : (checkHello(hello, this.options.clusterId, this.options.secret, this.id) ??
+          (this.options.admit(hello.from) ? null : `"${hello.from}" is not admitted`));
     if (why !== null || typeof hello === "string") {
       this.refuse(request, response, 403, null, new TransportError("handshake", why ?? "no hello"));
       return;

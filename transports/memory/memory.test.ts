@@ -14,6 +14,7 @@ describeTransportConformance(encode ? "memory" : "memory (by reference)", () => 
         encode,
         clusterId: options.clusterId,
         ...(options.secret === undefined ? {} : { secret: options.secret }),
+        ...(options.admit === undefined ? {} : { admit: options.admit }),
         ...(options.frameBytesMax === undefined ? {} : { frameBytesMax: options.frameBytesMax }),
         ...(options.sendBufferBytesMax === undefined ? {} : { sendBufferBytesMax: options.sendBufferBytesMax }),
         ...(options.logger === undefined ? {} : { logger: options.logger }),

@@ -45,6 +45,8 @@ export interface MemoryTransportOptions {
    * @defaultValue true
    */
   readonly encode?: boolean;
+  /** As `TransportOptions.admit`: which authenticated peers to talk to. @defaultValue every one */
+  readonly admit?: (peer: NodeId) => boolean;
 }
 
 /** The size charged to an unencoded message: a fixed overhead plus its entries and chunk bytes. */
@@ -191,6 +193,7 @@ export class MemoryTransport implements Transport {
   closed = false;
   private readonly clusterId: string;
   private readonly secret: string | undefined;
+  private readonly admit: (peer: NodeId) => boolean;
   private readonly sendBufferBytesMax: number;
   private readonly logger: Logger;
   private readonly encode: boolean;
@@ -205,6 +208,7 @@ export class MemoryTransport implements Transport {
     this.id = options.id;
     this.clusterId = options.clusterId ?? "memory";
     this.secret = options.secret;
+    this.admit = options.admit ?? (() => true);
     this.frameBytesMax = options.frameBytesMax ?? FRAME_BYTES_MAX_DEFAULT;
     this.sendBufferBytesMax = options.sendBufferBytesMax ?? SEND_BUFFER_BYTES_MAX_DEFAULT;
     this.logger = options.logger ?? silentLogger;
@@ -274,7 +278,11 @@ export class MemoryTransport implements Transport {
     }
     for (const frame of frames) {
       if (!link.accepted) {
-        const why = frame.kind !== "hello" ? "the first frame is not a hello" : checkHello(frame.hello, this.clusterId, this.secret, this.id);
+        const why =
+          frame.kind !== "hello"
+            ? "the first frame is not a hello"
+            : (checkHello(frame.hello, this.clusterId, this.secret, this.id) ??
+              (this.admit(frame.hello.from) ? null : `"${frame.hello.from}" is not admitted`));
         if (why !== null || (frame.kind === "hello" && frame.hello.from !== from)) {
           return this.refuse(from, new TransportError("handshake", why ?? "the hello names another sender"));
         }

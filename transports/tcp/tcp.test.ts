@@ -168,3 +168,34 @@ function capture(): { logger: Logger; errors: LogFields[] } {
   const ignore = () => {};
   return { logger: { debug: ignore, info: ignore, warn: ignore, error: (_message, fields) => errors.push(fields ?? {}) }, errors };
 }
+
+describe("tcp transport: dialAlways (a worker's client mode)", () => {
+  it("dials a peer with a smaller id, and the peer answers on that connection without an address for it", async () => {
+    const member = createTcpTransport({ id: "1", clusterId: "c", listen: "127.0.0.1:0", secret: "s" });
+    const worker = createTcpTransport({ id: "worker:w1", clusterId: "c", listen: "127.0.0.1:0", secret: "s", dialAlways: true });
+    const atMember: Array<[string, string]> = [];
+    const atWorker: Array<[string, string]> = [];
+    const text = new TextDecoder();
+    try {
+      await member.start({
+        onMessage: () => {},
+        onPayload: (from, payload) => {
+          atMember.push([from, text.decode(payload)]);
+          member.sendPayload(from, new TextEncoder().encode("pong"));
+        },
+      });
+      await worker.start({ onMessage: () => {}, onPayload: (from, payload) => atWorker.push([from, text.decode(payload)]) });
+      worker.setPeer("1", member.address() as string);
+      const deadline = Date.now() + 5000;
+      while (atWorker.length === 0 && Date.now() < deadline) {
+        worker.sendPayload("1", new TextEncoder().encode("ping"));
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.deepEqual(atWorker[0], ["1", "pong"]);
+      assert.deepEqual(atMember[0], ["worker:w1", "ping"]);
+    } finally {
+      await worker.close();
+      await member.close();
+    }
+  });
+});

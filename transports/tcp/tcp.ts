@@ -58,6 +58,12 @@ export interface TcpTransportOptions extends TransportOptions {
    * @defaultValue {@link CONNECTIONS_MAX_DEFAULT}
    */
   readonly connectionsMax?: number;
+  /**
+   * Dial every peer whatever the ids, and never wait to be dialed: for a worker, whose members
+   * have no address for it and so never dial it. Members leave it off.
+   * @defaultValue false (the member with the smaller id dials)
+   */
+  readonly dialAlways?: boolean;
 }
 
 /** The default time to connect and complete a handshake: 5 s. */
@@ -126,6 +132,7 @@ export class TcpTransport implements Transport {
   private readonly options: ResolvedOptions;
   private readonly handshakeMsMax: number;
   private readonly connectionsMax: number;
+  private readonly dialAlways: boolean;
   private readonly logger: Logger;
   private readonly counters = zeroStats();
   private readonly peers = new Map<NodeId, Peer>();
@@ -143,6 +150,7 @@ export class TcpTransport implements Transport {
     this.logger = this.options.logger;
     this.handshakeMsMax = options.handshakeMsMax ?? HANDSHAKE_MS_MAX_DEFAULT;
     this.connectionsMax = options.connectionsMax ?? CONNECTIONS_MAX_DEFAULT;
+    this.dialAlways = options.dialAlways ?? false;
     checkInteger("handshakeMsMax", this.handshakeMsMax, 1, 10 * 60 * 1000);
     checkInteger("connectionsMax", this.connectionsMax, 1, 1_000_000);
     for (const [id, address] of this.options.peers) this.addPeer(id, address);
@@ -267,7 +275,7 @@ export class TcpTransport implements Transport {
 
   /** Dials `peer` now, or after the backoff when its last attempt failed, if this member should. */
   private maybeDial(peer: Peer): void {
-    if (this.closed || this.handler === null || peer.address === null || !(this.id < peer.id)) return;
+    if (this.closed || this.handler === null || peer.address === null || !(this.dialAlways || this.id < peer.id)) return;
     if (peer.dial !== null || peer.connection !== null || peer.timer !== null) return;
     if (peer.attempts === 0) {
       this.dial(peer, peer.address);
@@ -371,6 +379,7 @@ export class TcpTransport implements Transport {
     if (conn.role === "dial" && frame.hello.from !== conn.peer) {
       return `dialed "${String(conn.peer)}" but reached "${frame.hello.from}"`;
     }
+    if (!this.options.admit(frame.hello.from)) return `"${frame.hello.from}" is not admitted`;
     return null;
   }
 
