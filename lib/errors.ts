@@ -18,7 +18,9 @@ export type OrreryErrorCode =
   | "ORRERY_CONF_CHANGE"
   | "ORRERY_STORAGE"
   | "ORRERY_TRANSPORT"
-  | "ORRERY_CLOSED";
+  | "ORRERY_CLOSED"
+  | "ORRERY_STALE_EPOCH"
+  | "ORRERY_NO_OWNER";
 
 function hasCode(error: unknown, code: OrreryErrorCode): boolean {
   return (
@@ -307,5 +309,52 @@ export class ClosedError extends OrreryError {
   /** Guard: `ClosedError.is(e)` narrows `e`. */
   static is(error: unknown): error is ClosedError {
     return hasCode(error, "ORRERY_CLOSED");
+  }
+}
+
+/**
+ * A resource refused a write because its fence has seen a newer epoch than the writer's: a newer
+ * owner acquired it. Throw it from a worker's handler (or any error with this `code`) and the worker
+ * answers 409 with `x-orrery-refused: stale-epoch`.
+ */
+export class StaleEpochError extends OrreryError {
+  readonly code = "ORRERY_STALE_EPOCH" as const;
+
+  constructor(
+    /** The resource key. */
+    readonly key: string,
+    /** The writer's epoch. */
+    readonly epoch: number,
+    /** The epoch the resource's fence holds. */
+    readonly fence: number,
+  ) {
+    super(`the write to ${key} at epoch ${epoch} was refused: its fence is at epoch ${fence}`);
+    this.name = "StaleEpochError";
+  }
+
+  /** Guard: `StaleEpochError.is(e)` narrows `e`. */
+  static is(error: unknown): error is StaleEpochError {
+    return hasCode(error, "ORRERY_STALE_EPOCH");
+  }
+}
+
+/**
+ * No worker could serve a key now: none has joined, the key is moving between owners, or its owner
+ * did not answer. Transient; the gateway answers 503 with `Retry-After`.
+ */
+export class NoOwnerError extends OrreryError {
+  readonly code = "ORRERY_NO_OWNER" as const;
+
+  constructor(
+    readonly key: string,
+    readonly reason: string,
+  ) {
+    super(`no owner for ${key} now: ${reason}`);
+    this.name = "NoOwnerError";
+  }
+
+  /** Guard: `NoOwnerError.is(e)` narrows `e`. */
+  static is(error: unknown): error is NoOwnerError {
+    return hasCode(error, "ORRERY_NO_OWNER");
   }
 }

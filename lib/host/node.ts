@@ -32,6 +32,7 @@ import {
   type HostRecord,
 } from "./envelope.ts";
 import { NodeMetrics } from "./node-metrics.ts";
+import { isWorkerPeer } from "./worker-protocol.ts";
 import { NODE_DEFAULTS, resolveNodeOptions, type NodeOptions, type ResolvedNodeOptions, type StateMachine } from "./options.ts";
 import { DeadlineQueue, ReadsByIndex, type PendingProposal, type PendingRead, type Settle } from "./pending.ts";
 
@@ -176,6 +177,7 @@ class Node<Result> implements OrreryNode<Result> {
   private readonly readsWaiting = new ReadsByIndex();
   private confWaits: { index: number; settle: Settle<void>; deadline: number }[] = [];
   private lastSnapshotIndex: number;
+  private readonly onWorkerPayload: ((from: NodeId, payload: Uint8Array) => void) | null;
 
   constructor(
     options: NodeOptions<Result>,
@@ -187,6 +189,7 @@ class Node<Result> implements OrreryNode<Result> {
     this.storage = options.storage;
     this.machine = options.stateMachine;
     this.logger = options.logger ?? silentLogger;
+    this.onWorkerPayload = options.onWorkerPayload ?? null;
     this.metricsOf = new NodeMetrics(options.id);
     for (const id of Object.keys(options.members).sort()) this.peers.set(id, options.members[id] as string);
     this.lastSnapshotIndex = raft.status().snapshotIndex;
@@ -444,6 +447,10 @@ class Node<Result> implements OrreryNode<Result> {
 
   private onMessage(message: Message): void {
     if (this.closed || this.failure !== null) return;
+    if (isWorkerPeer(message.from)) {
+      this.logger.warn("dropping a Raft message from a worker", { node: this.id, peer: message.from, type: message.type });
+      return;
+    }
     this.metricsOf.received(message.type);
     try {
       this.raft.step(message);
@@ -456,6 +463,12 @@ class Node<Result> implements OrreryNode<Result> {
 
   private onPayload(from: NodeId, bytes: Uint8Array): void {
     if (this.closed || this.failure !== null) return;
+    if (isWorkerPeer(from)) {
+      const deliver = this.onWorkerPayload;
+      if (deliver === null) this.logger.debug("dropping a worker's payload: no placement here", { node: this.id, peer: from });
+      else deliver(from, bytes);
+      return;
+    }
     let payload: HostPayload;
     try {
       payload = decodeHostPayload(bytes);

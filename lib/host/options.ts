@@ -107,6 +107,11 @@ export interface NodeOptions<Result = unknown> {
   readonly logger?: Logger;
   /** Randomness for election timeouts, in [0, 1). @defaultValue Math.random */
   readonly random?: () => number;
+  /**
+   * Receives payloads from workers (transport peers named `worker:<id>`, see `workerPeerId`). Raft
+   * messages from a worker are always dropped. Without it, worker payloads are dropped too.
+   */
+  readonly onWorkerPayload?: (from: NodeId, payload: Uint8Array) => void;
 }
 
 /** The defaults of {@link NodeOptions}. */

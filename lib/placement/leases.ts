@@ -49,6 +49,13 @@ export interface LeaseConfig {
   readonly marginMs: number;
 }
 
+/**
+ * The lease length members and workers use unless told otherwise (ms). Failover after a worker
+ * dies takes about `leaseMs * (1 + clockDriftMax)`; a worker pause (GC, SIGSTOP) longer than about
+ * `leaseMs` costs it its keys.
+ */
+export const LEASE_MS_DEFAULT = 2_000;
+
 /** The input to {@link resolveLeaseConfig}: `leaseMs` is required, the rest default. */
 export type LeaseConfigInput = Pick<LeaseConfig, "leaseMs"> & Partial<Omit<LeaseConfig, "leaseMs">>;
 
