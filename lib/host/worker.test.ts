@@ -1,0 +1,255 @@
+import assert from "node:assert/strict";
+import { after, describe, it } from "node:test";
+import { freePorts } from "../../bench/ports.ts";
+import { MemoryStorage } from "../storage/memory.ts";
+import { createHttpTransport } from "../../transports/http/http.ts";
+import { createTcpTransport } from "../../transports/tcp/tcp.ts";
+import { TimeoutError } from "../errors.ts";
+import { createPlacementMember, type PlacementMember } from "./placement-member.ts";
+import { ROUTING_HEADERS } from "./routing.ts";
+import { createWorker, type OrreryWorker, type WorkerOptions } from "./worker.ts";
+import { workerAdmission } from "./worker-protocol.ts";
+
+const LEASE_MS = 600;
+const DRIFT = 0.01;
+
+interface Cluster {
+  readonly members: PlacementMember[];
+  readonly addresses: Record<string, string>;
+  readonly clusterId: string;
+  readonly secret: string;
+  readonly kind: "tcp" | "http";
+  gateway(i: number): string;
+  close(): Promise<void>;
+}
+
+async function startCluster(kind: "tcp" | "http" = "tcp", workers?: readonly string[]): Promise<Cluster> {
+  const ids = ["m1", "m2", "m3"];
+  const ports = await freePorts(ids.length);
+  const addresses = Object.fromEntries(ids.map((id, i) => [id, `127.0.0.1:${ports[i]}`]));
+  const clusterId = "test-cluster";
+  const secret = "s3cret";
+  const members: PlacementMember[] = [];
+  for (const id of ids) {
+    const transportOptions = {
+      id,
+      clusterId,
+      secret,
+      listen: addresses[id] as string,
+      peers: addresses,
+      admit: workerAdmission(workers === undefined ? {} : { workers }),
+      reconnectMsMin: 5,
+      reconnectMsMax: 100,
+    };
+    const transport = kind === "tcp" ? createTcpTransport(transportOptions) : createHttpTransport(transportOptions);
+    members.push(
+      await createPlacementMember({
+        id,
+        members: addresses,
+        transport,
+        storage: new MemoryStorage(),
+        tickMs: 5,
+        raft: { electionTicks: 20, heartbeatTicks: 2 },
+        lease: { leaseMs: LEASE_MS, clockDriftMax: DRIFT },
+        placementTickMs: 10,
+        gateway: { listen: "127.0.0.1:0", requestTimeoutMs: 5000 },
+      }),
+    );
+  }
+  await members[0]?.node.waitForLeader(10_000);
+  return {
+    members,
+    addresses,
+    clusterId,
+    secret,
+    kind,
+    gateway: (i) => members[i]?.gateway?.address() as string,
+    close: async () => {
+      await Promise.all(members.map((m) => m.close()));
+    },
+  };
+}
+
+function echoWorker(cluster: Cluster, id: string, extra: Partial<WorkerOptions> = {}): Promise<OrreryWorker> {
+  return createWorker({
+    id,
+    cluster: { id: cluster.clusterId, members: cluster.addresses, secret: cluster.secret, transport: cluster.kind },
+    lease: { leaseMs: LEASE_MS, clockDriftMax: DRIFT },
+    handle: (request, context) => ({
+      status: 200,
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ worker: id, key: context.key, epoch: context.epoch, method: request.method, body: Buffer.from(request.body).toString() }),
+    }),
+    ...extra,
+  });
+}
+
+async function get(gateway: string, path: string, init: RequestInit = {}): Promise<{ status: number; headers: Headers; json: any }> {
+  const response = await fetch(`http://${gateway}${path}`, init);
+  const text = await response.text();
+  let json: unknown = null;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = text;
+  }
+  return { status: response.status, headers: response.headers, json };
+}
+
+describe("workers and the gateway (in-process members over TCP)", () => {
+  const closers: Array<() => Promise<void>> = [];
+  after(async () => {
+    for (const close of closers.reverse()) await close().catch(() => undefined);
+  });
+
+  it("routes a path to its owner from any member, stickily, with the epoch, and passes the body through", async () => {
+    const cluster = await startCluster();
+    closers.push(() => cluster.close());
+    const w1 = await echoWorker(cluster, "w1");
+    const w2 = await echoWorker(cluster, "w2");
+    closers.push(() => w1.close({ leave: false }), () => w2.close({ leave: false }));
+    await Promise.all([w1.ready(), w2.ready()]);
+
+    const first = await get(cluster.gateway(0), "/db/users?x=1", { method: "POST", body: "hello" });
+    assert.equal(first.status, 200, JSON.stringify(first.json));
+    assert.equal(first.json.key, "/db/users");
+    assert.equal(first.json.body, "hello");
+    assert.equal(first.json.method, "POST");
+    assert.equal(first.headers.get(ROUTING_HEADERS.epoch), String(first.json.epoch));
+    for (let i = 0; i < 3; i += 1) {
+      const again = await get(cluster.gateway(i), "/db/users");
+      assert.equal(again.status, 200);
+      assert.equal(again.json.worker, first.json.worker, "the same worker from every member");
+      assert.equal(again.json.epoch, first.json.epoch, "the same grant");
+    }
+    // Many paths spread over both workers.
+    const owners = new Set<string>();
+    for (let i = 0; i < 16; i += 1) owners.add((await get(cluster.gateway(i % 3), `/db/k${i}`)).json.worker);
+    assert.deepEqual([...owners].sort(), ["w1", "w2"]);
+    assert.ok(w1.owned().length + w2.owned().length >= 17);
+  });
+
+  it("answers 409 with x-orrery-refused to a request at a grant the worker does not hold", async () => {
+    const cluster = await startCluster();
+    closers.push(() => cluster.close());
+    const w1 = await echoWorker(cluster, "w1");
+    closers.push(() => w1.close({ leave: false }));
+    await w1.ready();
+    const routed = await get(cluster.gateway(1), "/db/a");
+    assert.equal(routed.status, 200);
+    const stale = await fetch(`http://${w1.address()}/db/a`, {
+      headers: { [ROUTING_HEADERS.key]: "/db/a", [ROUTING_HEADERS.epoch]: String(routed.json.epoch - 1) },
+    });
+    assert.equal(stale.status, 409);
+    assert.equal(stale.headers.get(ROUTING_HEADERS.refused), "not-owner");
+    const unrouted = await fetch(`http://${w1.address()}/db/a`);
+    assert.equal(unrouted.status, 400);
+  });
+
+  it("fails a dead worker's keys over to another worker, with a higher epoch, not before L(1+ρ) and within it plus a bound", async () => {
+    const cluster = await startCluster();
+    closers.push(() => cluster.close());
+    const w1 = await echoWorker(cluster, "w1");
+    const w2 = await echoWorker(cluster, "w2");
+    closers.push(() => w2.close({ leave: false }));
+    await Promise.all([w1.ready(), w2.ready()]);
+    let path = "";
+    let before: { worker: string; epoch: number } | null = null;
+    for (let i = 0; before === null || before.worker !== "w1"; i += 1) {
+      path = `/db/f${i}`;
+      before = (await get(cluster.gateway(0), path)).json;
+    }
+    const killedAt = performance.now();
+    await w1.close({ leave: false }); // stops renewing and serving, like a crash
+    let after: { status: number; headers: Headers; json: any } = { status: 0, headers: new Headers(), json: null };
+    while (performance.now() - killedAt < 10_000) {
+      after = await get(cluster.gateway(2), path);
+      if (after.status === 200) break;
+      assert.equal(after.status, 503, "unavailable (never wrong) until the failover");
+      assert.ok(after.headers.get("retry-after") !== null);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const failoverMs = performance.now() - killedAt;
+    assert.equal(after.status, 200);
+    assert.equal(after.json.worker, "w2");
+    assert.ok(after.json.epoch > (before as { epoch: number }).epoch, "a new grant, a higher epoch");
+    assert.ok(failoverMs < LEASE_MS * (1 + DRIFT) + 1500, `failover took ${failoverMs.toFixed(0)} ms`);
+    // The leader counts L(1+ρ) from the receipt of the last renewal it answered, at most one renewal
+    // interval (L/4) before the kill: never sooner, or two workers could hold the key at once.
+    assert.ok(failoverMs >= LEASE_MS * (1 + DRIFT) - LEASE_MS / 4 - 5, `failover took only ${failoverMs.toFixed(0)} ms`);
+  });
+
+  it("moves a leaving worker's keys without failing a request", async () => {
+    const cluster = await startCluster();
+    closers.push(() => cluster.close());
+    const w1 = await echoWorker(cluster, "w1");
+    const w2 = await echoWorker(cluster, "w2");
+    closers.push(() => w2.close({ leave: false }));
+    await Promise.all([w1.ready(), w2.ready()]);
+    const paths = Array.from({ length: 12 }, (_, i) => `/db/d${i}`);
+    for (const path of paths) assert.equal((await get(cluster.gateway(0), path)).status, 200);
+    const held = w1.owned().length;
+    assert.ok(held > 0, "w1 owns some keys before leaving");
+    let stop = false;
+    const failures: string[] = [];
+    let served = 0;
+    const load = (async () => {
+      for (let i = 0; !stop; i += 1) {
+        const path = paths[i % paths.length] as string;
+        const answer = await get(cluster.gateway(i % 3), path);
+        if (answer.status !== 200) failures.push(`${path}: ${answer.status} ${JSON.stringify(answer.json)}`);
+        else served += 1;
+      }
+    })();
+    await w1.close(); // graceful: leave first
+    stop = true;
+    await load;
+    assert.deepEqual(failures, []);
+    assert.ok(served > paths.length, `requests were served during the move (${served})`);
+    for (const path of paths) assert.equal((await get(cluster.gateway(1), path)).json.worker, "w2");
+    assert.equal(w2.owned().length, paths.length);
+  });
+
+  it("refuses a worker it was not told about, and one with the wrong secret", async () => {
+    const cluster = await startCluster("tcp", ["w1"]);
+    closers.push(() => cluster.close());
+    const stranger = await echoWorker(cluster, "w9");
+    closers.push(() => stranger.close({ leave: false }));
+    await assert.rejects(stranger.ready(1500), TimeoutError.is);
+    const impostor = await createWorker({
+      id: "w1",
+      cluster: { id: cluster.clusterId, members: cluster.addresses, secret: "wrong" },
+      lease: { leaseMs: LEASE_MS, clockDriftMax: DRIFT },
+      handle: () => ({ body: "no" }),
+    });
+    closers.push(() => impostor.close({ leave: false }));
+    await assert.rejects(impostor.ready(1500), TimeoutError.is);
+    const refused = cluster.members.reduce(
+      (sum, m) => sum + Number(/orrery_transport_connections_refused_total\{[^}]*\} (\d+)/.exec(m.node.metrics())?.[1] ?? 0),
+      0,
+    );
+    assert.ok(refused >= 2, `members refused the stranger's and the impostor's connections (${refused})`);
+    assert.equal(cluster.members[0]?.table().workers().length, 0, "neither joined");
+    const known = await echoWorker(cluster, "w1");
+    closers.push(() => known.close({ leave: false }));
+    await known.ready(5000);
+    assert.deepEqual(cluster.members[0]?.table().workers().map((w) => w.id), ["w1"]);
+  });
+});
+
+describe("workers over the HTTP transport", () => {
+  it("join, renew and serve routed requests", async () => {
+    const cluster = await startCluster("http");
+    const w1 = await echoWorker(cluster, "w1");
+    try {
+      await w1.ready(10_000);
+      const answer = await get(cluster.gateway(2), "/files/report");
+      assert.equal(answer.status, 200);
+      assert.equal(answer.json.worker, "w1");
+      assert.deepEqual(w1.owned().map((o) => o.key), ["/files/report"]);
+    } finally {
+      await w1.close({ leave: false });
+      await cluster.close();
+    }
+  });
+});
