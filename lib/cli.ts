@@ -1,11 +1,10 @@
 /**
- * The `orrery` command line. Each command is an entry in {@link COMMANDS}; later issues add `sim`,
- * `fuzz`, `node` and `demo` there. `main` returns the exit status instead of exiting, so tests can
- * call it directly.
+ * The `orrery` command line. Each command is an entry in {@link COMMANDS}. `main` returns the exit
+ * status instead of exiting, so tests can call it directly.
  */
 import { readFileSync } from "node:fs";
 import { fuzzCommand, simCommand } from "../sim/cli.ts";
-import { nodeCommand } from "./host/cli.ts";
+import { demoCommand, memberCommand, nodeCommand, workerCommand } from "./host/cli.ts";
 import { repairCommand } from "./storage/cli.ts";
 
 /** One `orrery` subcommand. */
@@ -32,7 +31,7 @@ const STANDARD_IO: CliIo = {
 };
 
 /** The commands `orrery` knows, in the order `--help` lists them. */
-export const COMMANDS: readonly Command[] = [nodeCommand, simCommand, fuzzCommand, repairCommand];
+export const COMMANDS: readonly Command[] = [demoCommand, memberCommand, workerCommand, nodeCommand, simCommand, fuzzCommand, repairCommand];
 
 function version(): string {
   const manifest = JSON.parse(

@@ -194,12 +194,14 @@ function makeTransport(args: MemberArgs, logger: Logger): Transport {
   return args.transport === "tcp" ? createTcpTransport(options) : createHttpTransport(options);
 }
 
-function required(value: string | undefined, name: string): string {
+/** `value`, or a ConfigError naming the missing option. */
+export function required(value: string | undefined, name: string): string {
   if (value === undefined || value.length === 0) throw new ConfigError(name, "is required");
   return value;
 }
 
-function parseList(list: string, name: string): Record<string, string> {
+/** Parses `ID=HOST:PORT,...`. @throws ConfigError naming the option */
+export function parseList(list: string, name: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const item of list.split(",")) {
     const eq = item.indexOf("=");
@@ -216,13 +218,15 @@ function parseList(list: string, name: string): Record<string, string> {
   return out;
 }
 
-function defaultClient(peerAddress: string | undefined): string {
+/** The member's host with its port + 1000 (where its HTTP API listens unless told otherwise). */
+export function defaultClient(peerAddress: string | undefined): string {
   if (peerAddress === undefined) return "127.0.0.1:0";
   const [host, port] = splitHostPort(peerAddress);
   return `${host.includes(":") ? `[${host}]` : host}:${port + 1000}`;
 }
 
-function tlsOf(cert?: string, key?: string, ca?: string): { tls?: MemberArgs["tls"] } {
+/** Reads the TLS files named on the command line. @throws ConfigError when only one of cert and key is given */
+export function tlsOf(cert?: string, key?: string, ca?: string): { tls?: MemberArgs["tls"] } {
   if (cert === undefined && key === undefined) return {};
   if (cert === undefined || key === undefined) throw new ConfigError("--tls-cert", "and --tls-key go together");
   return {
