@@ -8,7 +8,6 @@
  * SIGINT or SIGTERM shuts it down gracefully: the API stops, a leader hands leadership over, the
  * WAL closes. A second signal exits at once.
  */
-import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { ConfigError } from "../../lib/errors.ts";
 import { createNode, type OrreryNode } from "../../lib/host/node.ts";
@@ -17,7 +16,8 @@ import { FileStorage } from "../../lib/storage/file.ts";
 import { createHttpTransport } from "../../transports/http/http.ts";
 import { createTcpTransport } from "../../transports/tcp/tcp.ts";
 import type { Transport, TransportOptions } from "../../transports/transport.ts";
-import { splitHostPort, startKvService, type KvService } from "./service.ts";
+import { CONNECTION_OPTIONS, connectionArgs, defaultClient, parseList, positiveInteger, required, untilSignal, type TlsFiles } from "../cli.ts";
+import { startKvService, type KvService } from "./service.ts";
 import { KvStore, type KvResult } from "./store.ts";
 
 /** The usage text of `orrery node`. */
@@ -59,7 +59,7 @@ export interface MemberArgs {
   readonly join: boolean;
   readonly cluster: string;
   readonly secret?: string;
-  readonly tls?: { cert: string; key: string; ca?: string };
+  readonly tls?: TlsFiles;
   readonly tickMs: number;
   readonly logLevel: LogLevel;
 }
@@ -73,42 +73,28 @@ export function parseMemberArgs(args: readonly string[]): MemberArgs {
       id: { type: "string" },
       members: { type: "string" },
       data: { type: "string" },
-      transport: { type: "string", default: "tcp" },
       client: { type: "string" },
       clients: { type: "string" },
       redirect: { type: "boolean", default: false },
       join: { type: "boolean", default: false },
-      cluster: { type: "string", default: "orrery" },
-      "secret-file": { type: "string" },
-      "tls-cert": { type: "string" },
-      "tls-key": { type: "string" },
-      "tls-ca": { type: "string" },
       "tick-ms": { type: "string", default: "10" },
-      "log-level": { type: "string", default: "info" },
+      ...CONNECTION_OPTIONS,
     },
   });
   const id = required(values.id, "--id");
   const members = parseList(required(values.members, "--members"), "--members");
   if (!values.join && members[id] === undefined) throw new ConfigError("--members", `must include --id ${id}`);
-  if (values.transport !== "tcp" && values.transport !== "http") throw new ConfigError("--transport", "is tcp or http");
-  const tickMs = Number(values["tick-ms"]);
-  if (!Number.isSafeInteger(tickMs) || tickMs < 1) throw new ConfigError("--tick-ms", "is a positive integer");
-  const levels = ["debug", "info", "warn", "error", "silent"];
-  if (!levels.includes(values["log-level"] as string)) throw new ConfigError("--log-level", levels.join("|"));
+  const connection = connectionArgs(values);
   return {
     id,
     members,
     data: required(values.data, "--data"),
-    transport: values.transport,
+    ...connection,
     client: values.client ?? defaultClient(members[id]),
     clients: values.clients === undefined ? {} : parseList(values.clients, "--clients"),
     redirect: values.redirect ?? false,
     join: values.join ?? false,
-    cluster: values.cluster as string,
-    ...(values["secret-file"] === undefined ? {} : { secret: readFileSync(values["secret-file"], "utf8").trim() }),
-    ...tlsOf(values["tls-cert"], values["tls-key"], values["tls-ca"]),
-    tickMs,
-    logLevel: values["log-level"] as LogLevel,
+    tickMs: positiveInteger(values["tick-ms"] as string, "--tick-ms"),
   };
 }
 
@@ -162,23 +148,7 @@ export async function runMember(argv: readonly string[], err: (text: string) => 
   }
   const logger = jsonLogger({ level: args.logLevel, write: err, base: { node: args.id } });
   const member = await startMember(args, logger);
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (stopping) process.exit(130);
-      stopping = true;
-      logger.info("shutting down", { signal });
-      member.stop().then(
-        () => resolve(0),
-        (error: unknown) => {
-          logger.error("shutdown failed", { error });
-          resolve(1);
-        },
-      );
-    };
-    process.on("SIGINT", onSignal);
-    process.on("SIGTERM", onSignal);
-  });
+  return untilSignal(logger, () => member.stop());
 }
 
 function makeTransport(args: MemberArgs, logger: Logger): Transport {
@@ -192,48 +162,4 @@ function makeTransport(args: MemberArgs, logger: Logger): Transport {
     logger,
   };
   return args.transport === "tcp" ? createTcpTransport(options) : createHttpTransport(options);
-}
-
-/** `value`, or a ConfigError naming the missing option. */
-export function required(value: string | undefined, name: string): string {
-  if (value === undefined || value.length === 0) throw new ConfigError(name, "is required");
-  return value;
-}
-
-/** Parses `ID=HOST:PORT,...`. @throws ConfigError naming the option */
-export function parseList(list: string, name: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const item of list.split(",")) {
-    const eq = item.indexOf("=");
-    const id = item.slice(0, eq);
-    const address = item.slice(eq + 1);
-    if (eq <= 0) throw new ConfigError(name, `"${item}" is not ID=HOST:PORT`);
-    try {
-      splitHostPort(address);
-    } catch {
-      throw new ConfigError(name, `"${address}" is not HOST:PORT`);
-    }
-    out[id] = address;
-  }
-  return out;
-}
-
-/** The member's host with its port + 1000 (where its HTTP API listens unless told otherwise). */
-export function defaultClient(peerAddress: string | undefined): string {
-  if (peerAddress === undefined) return "127.0.0.1:0";
-  const [host, port] = splitHostPort(peerAddress);
-  return `${host.includes(":") ? `[${host}]` : host}:${port + 1000}`;
-}
-
-/** Reads the TLS files named on the command line. @throws ConfigError when only one of cert and key is given */
-export function tlsOf(cert?: string, key?: string, ca?: string): { tls?: MemberArgs["tls"] } {
-  if (cert === undefined && key === undefined) return {};
-  if (cert === undefined || key === undefined) throw new ConfigError("--tls-cert", "and --tls-key go together");
-  return {
-    tls: {
-      cert: readFileSync(cert, "utf8"),
-      key: readFileSync(key, "utf8"),
-      ...(ca === undefined ? {} : { ca: readFileSync(ca, "utf8") }),
-    },
-  };
 }

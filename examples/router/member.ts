@@ -8,7 +8,6 @@
  *
  * SIGINT or SIGTERM shuts it down gracefully (gateway first, then leadership handed over).
  */
-import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { ConfigError } from "../../lib/errors.ts";
 import { createPlacementMember, type PlacementMember } from "../../lib/host/placement-member.ts";
@@ -19,7 +18,7 @@ import { FileStorage } from "../../lib/storage/file.ts";
 import { createHttpTransport } from "../../transports/http/http.ts";
 import { createTcpTransport } from "../../transports/tcp/tcp.ts";
 import type { Transport, TransportOptions } from "../../transports/transport.ts";
-import { defaultClient, parseList, required, tlsOf } from "../kv/member.ts";
+import { CONNECTION_OPTIONS, connectionArgs, defaultClient, parseList, positiveInteger, required, untilSignal, type TlsFiles } from "../cli.ts";
 
 /** The usage text of `orrery member`. */
 export const ROUTER_MEMBER_USAGE = `Usage: orrery member --id ID --members ID=HOST:PORT,... --data DIR [options]
@@ -57,7 +56,7 @@ export interface RouterMemberArgs {
   readonly join: boolean;
   readonly cluster: string;
   readonly secret?: string;
-  readonly tls?: { cert: string; key: string; ca?: string };
+  readonly tls?: TlsFiles;
   readonly leaseMs: number;
   readonly tickMs: number;
   readonly logLevel: LogLevel;
@@ -74,36 +73,25 @@ export function parseRouterMemberArgs(args: readonly string[]): RouterMemberArgs
       data: { type: "string" },
       gateway: { type: "string" },
       workers: { type: "string" },
-      transport: { type: "string", default: "tcp" },
       join: { type: "boolean", default: false },
-      cluster: { type: "string", default: "orrery" },
-      "secret-file": { type: "string" },
-      "tls-cert": { type: "string" },
-      "tls-key": { type: "string" },
-      "tls-ca": { type: "string" },
       "lease-ms": { type: "string", default: String(LEASE_MS_DEFAULT) },
       "tick-ms": { type: "string", default: "10" },
-      "log-level": { type: "string", default: "info" },
+      ...CONNECTION_OPTIONS,
     },
   });
   const id = required(values.id, "--id");
   const members = parseList(required(values.members, "--members"), "--members");
   if (!values.join && members[id] === undefined) throw new ConfigError("--members", `must include --id ${id}`);
-  if (values.transport !== "tcp" && values.transport !== "http") throw new ConfigError("--transport", "is tcp or http");
   return {
     id,
     members,
     data: required(values.data, "--data"),
     gateway: values.gateway ?? defaultClient(members[id]),
     ...(values.workers === undefined ? {} : { workers: values.workers.split(",").filter((w) => w.length > 0) }),
-    transport: values.transport,
+    ...connectionArgs(values),
     join: values.join ?? false,
-    cluster: values.cluster as string,
-    ...(values["secret-file"] === undefined ? {} : { secret: readFileSync(values["secret-file"], "utf8").trim() }),
-    ...tlsOf(values["tls-cert"], values["tls-key"], values["tls-ca"]),
     leaseMs: positiveInteger(values["lease-ms"] as string, "--lease-ms"),
     tickMs: positiveInteger(values["tick-ms"] as string, "--tick-ms"),
-    logLevel: logLevel(values["log-level"] as string),
   };
 }
 
@@ -149,39 +137,4 @@ export async function runRouterMember(argv: readonly string[], err: (text: strin
   const logger = jsonLogger({ level: args.logLevel, write: err, base: { node: args.id } });
   const member = await startRouterMember(args, logger);
   return untilSignal(logger, () => member.close());
-}
-
-/** Resolves with 0 once `stop` completes after SIGINT or SIGTERM (1 if it failed); a second signal exits at once. */
-export function untilSignal(logger: Logger, stop: () => Promise<void>): Promise<number> {
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (stopping) process.exit(130);
-      stopping = true;
-      logger.info("shutting down", { signal });
-      stop().then(
-        () => resolve(0),
-        (error: unknown) => {
-          logger.error("shutdown failed", { error });
-          resolve(1);
-        },
-      );
-    };
-    process.on("SIGINT", onSignal);
-    process.on("SIGTERM", onSignal);
-  });
-}
-
-/** Parses a positive integer option. @throws ConfigError */
-export function positiveInteger(text: string, name: string): number {
-  const value = Number(text);
-  if (!Number.isSafeInteger(value) || value < 1) throw new ConfigError(name, "is a positive integer");
-  return value;
-}
-
-/** Parses `--log-level`. @throws ConfigError */
-export function logLevel(text: string): LogLevel {
-  const levels = ["debug", "info", "warn", "error", "silent"];
-  if (!levels.includes(text)) throw new ConfigError("--log-level", levels.join("|"));
-  return text as LogLevel;
 }

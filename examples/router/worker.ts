@@ -9,15 +9,12 @@
  * Once it has joined it prints one JSON line to stdout: `{"event":"ready","worker":"w1","address":...}`.
  * SIGINT or SIGTERM leaves gracefully: its databases move to other workers, then it exits.
  */
-import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { ConfigError } from "../../lib/errors.ts";
 import { createWorker, type OrreryWorker } from "../../lib/host/worker.ts";
 import { jsonLogger, type Logger, type LogLevel } from "../../lib/logger.ts";
 import { LEASE_MS_DEFAULT } from "../../lib/placement/leases.ts";
-import { parseList, required, tlsOf } from "../kv/member.ts";
+import { CONNECTION_OPTIONS, connectionArgs, parseList, positiveInteger, required, untilSignal, type TlsFiles } from "../cli.ts";
 import { FencedDatabases } from "./databases.ts";
-import { logLevel, positiveInteger, untilSignal } from "./member.ts";
 
 /** The usage text of `orrery worker`. */
 export const ROUTER_WORKER_USAGE = `Usage: orrery worker --id ID --members ID=HOST:PORT,... --dir DIR [options]
@@ -53,7 +50,7 @@ export interface RouterWorkerArgs {
   readonly transport: "tcp" | "http";
   readonly cluster: string;
   readonly secret?: string;
-  readonly tls?: { cert: string; key: string; ca?: string };
+  readonly tls?: TlsFiles;
   readonly capacity: number;
   readonly zone: string;
   readonly leaseMs: number;
@@ -70,32 +67,21 @@ export function parseRouterWorkerArgs(args: readonly string[]): RouterWorkerArgs
       members: { type: "string" },
       dir: { type: "string" },
       listen: { type: "string", default: "127.0.0.1:0" },
-      transport: { type: "string", default: "tcp" },
-      cluster: { type: "string", default: "orrery" },
-      "secret-file": { type: "string" },
-      "tls-cert": { type: "string" },
-      "tls-key": { type: "string" },
-      "tls-ca": { type: "string" },
       capacity: { type: "string", default: "1" },
       zone: { type: "string", default: "default" },
       "lease-ms": { type: "string", default: String(LEASE_MS_DEFAULT) },
-      "log-level": { type: "string", default: "info" },
+      ...CONNECTION_OPTIONS,
     },
   });
-  if (values.transport !== "tcp" && values.transport !== "http") throw new ConfigError("--transport", "is tcp or http");
   return {
     id: required(values.id, "--id"),
     members: parseList(required(values.members, "--members"), "--members"),
     dir: required(values.dir, "--dir"),
     listen: values.listen as string,
-    transport: values.transport,
-    cluster: values.cluster as string,
-    ...(values["secret-file"] === undefined ? {} : { secret: readFileSync(values["secret-file"], "utf8").trim() }),
-    ...tlsOf(values["tls-cert"], values["tls-key"], values["tls-ca"]),
+    ...connectionArgs(values),
     capacity: positiveInteger(values.capacity as string, "--capacity"),
     zone: values.zone as string,
     leaseMs: positiveInteger(values["lease-ms"] as string, "--lease-ms"),
-    logLevel: logLevel(values["log-level"] as string),
   };
 }
 
