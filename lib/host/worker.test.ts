@@ -127,6 +127,19 @@ describe("workers and the gateway (in-process members over TCP)", () => {
     for (let i = 0; i < 16; i += 1) owners.add((await get(cluster.gateway(i % 3), `/db/k${i}`)).json.worker);
     assert.deepEqual([...owners].sort(), ["w1", "w2"]);
     assert.ok(w1.owned().length + w2.owned().length >= 17);
+
+    // Every member reports the same worker and key counts, and is ready.
+    for (let i = 0; i < 3; i += 1) {
+      await cluster.members[i]?.node.read(() => undefined); // applied everything committed so far
+      const metrics = await (await fetch(`http://${cluster.gateway(i)}/metrics`)).text();
+      assert.match(metrics, /orrery_placement_workers\{node="m\d",status="active"\} 2\n/);
+      assert.match(metrics, /orrery_placement_keys\{node="m\d"\} 17\n/);
+      const perWorker = [...metrics.matchAll(/orrery_placement_worker_keys\{node="m\d",worker="w\d"\} (\d+)/g)].map((m) => Number(m[1]));
+      assert.equal(perWorker.reduce((a, b) => a + b, 0), 17);
+      assert.match(metrics, /orrery_gateway_requests_total/);
+      assert.equal((await get(cluster.gateway(i), "/health/ready")).status, 200);
+      assert.equal((await get(cluster.gateway(i), "/health/live")).status, 200);
+    }
   });
 
   it("answers 409 with x-orrery-refused to a request at a grant the worker does not hold", async () => {
