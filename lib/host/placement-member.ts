@@ -191,7 +191,7 @@ class Member implements PlacementMember {
       "# TYPE orrery_placement_worker_keys gauge",
       ...workers
         .slice(0, WORKER_SERIES_MAX)
-        .map((w) => `orrery_placement_worker_keys{${node},worker="${escapeLabel(w.id)}"} ${table.keysOf(w.id).length}`),
+        .map((w) => `orrery_placement_worker_keys{${node},worker="${escapeLabel(w.id)}"} ${table.keyCount(w.id)}`),
     ];
     return this.node.metrics() + this.registry.render() + lines.join("\n") + "\n";
   }
@@ -207,7 +207,7 @@ class Member implements PlacementMember {
       commit: status.commit,
       applied: status.applied,
       expiryDelayMs: this.leader.expiryDelayMs(),
-      workers: table.workers().map((w) => ({ ...w, keys: table.keysOf(w.id).length })),
+      workers: table.workers().map((w) => ({ ...w, keys: table.keyCount(w.id) })),
       keys: table.size,
     };
   }

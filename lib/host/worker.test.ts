@@ -250,6 +250,28 @@ describe("workers and the gateway (in-process members over TCP)", () => {
   });
 });
 
+describe("a worker cut off from every member", () => {
+  it("releases its keys (onRelease) once its lease lapses, without any answer telling it to", async () => {
+    const cluster = await startCluster();
+    const released: string[] = [];
+    const w1 = await echoWorker(cluster, "w1", { onRelease: (key, epoch) => void released.push(`${key}@${epoch}`) });
+    try {
+      await w1.ready();
+      const routed = await get(cluster.gateway(0), "/db/cut");
+      assert.equal(routed.status, 200);
+      assert.deepEqual(w1.owned(), [{ key: "/db/cut", epoch: routed.json.epoch }]);
+      const cutAt = performance.now();
+      await cluster.close();
+      while (released.length === 0 && performance.now() - cutAt < LEASE_MS * 3) await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.deepEqual(released, [`/db/cut@${routed.json.epoch}`]);
+      assert.ok(performance.now() - cutAt <= LEASE_MS * (1 - DRIFT) + 200, "released by the time its lease ran out");
+      assert.deepEqual(w1.owned(), []);
+    } finally {
+      await w1.close({ leave: false });
+    }
+  });
+});
+
 describe("workers over the HTTP transport", () => {
   it("join, renew and serve routed requests", async () => {
     const cluster = await startCluster("http");

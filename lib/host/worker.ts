@@ -242,7 +242,7 @@ class Worker implements OrreryWorker {
       onMessage: () => this.logger.warn("dropping a Raft message sent to a worker"),
       onPayload: (from, payload) => this.onAnswer(from, payload),
     });
-    this.reconcileTimer = setInterval(() => this.reconcile(), WORKER_RECONCILE_EVERY_MS);
+    this.reconcileTimer = setInterval(() => this.onReconcileTimer(), WORKER_RECONCILE_EVERY_MS);
     this.scheduleRenewal(0);
   }
 
@@ -474,6 +474,15 @@ class Worker implements OrreryWorker {
     }
     this.logger.debug("joining failed; will try again", { worker: this.id, answer: answer.kind });
     return false;
+  }
+
+  /**
+   * Answers reconcile as they arrive; between them only a lapse changes what may be served, so the
+   * timer reconciles (a walk over every key) only once the lease ran out with keys still served.
+   */
+  private onReconcileTimer(): void {
+    const until = this.lease.validUntil();
+    if (this.serving.size > 0 && (until === null || this.now() >= until)) void this.reconcile();
   }
 
   /** Applies lease changes in order: releases, then acquisitions, then release confirmations. */

@@ -71,7 +71,13 @@ function keys(count: number, prefix = "k"): ResourceKey[] {
 
 /** Each worker's number of owned keys (active or draining away). */
 function ownedCounts(table: PlacementTable): Record<WorkerId, number> {
-  return Object.fromEntries(table.workers().map((w) => [w.id, table.keysOf(w.id).length]));
+  return Object.fromEntries(
+    table.workers().map((w) => {
+      const count = table.keysOf(w.id).length;
+      assert.equal(table.keyCount(w.id), count, `keyCount(${w.id}) agrees with keysOf`);
+      return [w.id, count];
+    }),
+  );
 }
 
 const NOTHING: Omit<PlacementResult, "refused"> = { changed: [], removed: [], workersRemoved: [] };

@@ -127,6 +127,11 @@ export class PlacementTable {
     });
   }
 
+  /** How many keys `worker` owns (draining ones included): `keysOf(worker).length` without sorting. */
+  keyCount(worker: WorkerId): number {
+    return this.owned.get(worker)?.size ?? 0;
+  }
+
   /** Keys in the `draining` state, in key order. */
   drainingKeys(): ResourceKey[] {
     const keys: ResourceKey[] = [];
