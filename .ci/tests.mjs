@@ -8,7 +8,7 @@ import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
-const folders = ["lib", "sim", "transports", "fuzz", "examples", "bench"];
+const folders = ["lib", "sim", "transports", "cli", "fuzz", "examples", "bench"];
 
 /** @param {string} dir @returns {string[]} */
 function findTests(dir) {
@@ -34,9 +34,18 @@ if (files.length === 0) {
   process.exit(1);
 }
 
+/**
+ * Every test runs under a timeout (a file may set a longer one for its own tests), and a file's
+ * process is made to exit once its tests are done even if something left a handle open, so that a
+ * failing test can never hold the run. The whole run has a deadline too.
+ */
+const TEST_TIMEOUT_MS = 900_000;
+const RUN_TIMEOUT_MS = 40 * 60_000;
+
 const result = spawnSync(
   process.execPath,
-  ["--import", "tsx", "--test", "--test-concurrency=2", ...files],
-  { cwd: root, stdio: "inherit" },
+  ["--import", "tsx", "--test", "--test-concurrency=2", `--test-timeout=${TEST_TIMEOUT_MS}`, "--test-force-exit", ...files],
+  { cwd: root, stdio: "inherit", timeout: RUN_TIMEOUT_MS, killSignal: "SIGKILL" },
 );
+if (result.error !== undefined) console.error(`tests: ${result.error.message}`);
 process.exit(result.status ?? 1);

@@ -259,7 +259,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   };
 }
 
-export { freePorts } from "./ports.ts";
+export { freePorts } from "../lib/free-ports.ts";
 
 /** How a member process ended. */
 export interface MemberExit {

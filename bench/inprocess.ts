@@ -16,12 +16,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
-import { createNode, type OrreryNode } from "../lib/host/node.ts";
+import { createNode, type OrreryNode } from "../lib/index.ts";
 import type { StateMachine } from "../lib/host/options.ts";
 import { FileStorage } from "../lib/storage/file.ts";
 import { MemoryNetwork } from "../transports/memory/memory.ts";
 import type { Transport } from "../transports/transport.ts";
-import { freePorts } from "./ports.ts";
+import { freePorts } from "../lib/free-ports.ts";
 
 const COMMAND_BYTES = 100;
 const WARMUP_SECONDS = 1;

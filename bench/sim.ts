@@ -41,10 +41,11 @@ const scenarios = [
   scenario("5 members, 8 clients, 100 ms ticks, faults", 100, true),
 ];
 
-const results = scenarios.map(({ name, options }) => {
-  const result = runSimulation(1, { options, wallClock: () => performance.now() });
+const results = [];
+for (const { name, options } of scenarios) {
+  const result = await runSimulation(1, { options, wallClock: () => performance.now() });
   const s = result.stats;
-  return {
+  results.push({
     name,
     simulatedMs: s.simulatedMs,
     wallMs: s.wallMs,
@@ -53,7 +54,7 @@ const results = scenarios.map(({ name, options }) => {
     events: s.events,
     clientOpsPerSimulatedSecond: Math.round(s.clientOps / (s.simulatedMs / 1000)),
     violations: result.violations.length,
-  };
-});
+  });
+}
 
 process.stdout.write(`${JSON.stringify({ bench: "sim", node: process.version, results }, null, 2)}\n`);

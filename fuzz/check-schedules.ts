@@ -47,13 +47,13 @@ const TIME_LIMIT_MS_DEFAULT = 300_000;
 const noViolations = (result: SimResult): boolean => result.violations.length === 0;
 
 /** Runs `run` again and lists what it broke; an exception counts as a failure too. */
-function failuresOf(
+async function failuresOf(
   run: ScheduledRun,
   property: (result: SimResult) => boolean,
-): { result: SimResult | null; lines: string[] } {
+): Promise<{ result: SimResult | null; lines: string[] }> {
   let result: SimResult;
   try {
-    result = runScheduled(run);
+    result = await runScheduled(run);
   } catch (error) {
     return { result: null, lines: [`the simulator threw: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`] };
   }
@@ -72,10 +72,10 @@ function failuresOf(
  * a replay file for `npx orrery sim --replay FILE`. When the time limit interrupts the search
  * before any failure, the check passes with the runs done so far (`numRuns` says how many).
  */
-export function checkSchedules(options: CheckSchedulesOptions): ScheduleCheck {
+export async function checkSchedules(options: CheckSchedulesOptions): Promise<ScheduleCheck> {
   const holds = options.property ?? noViolations;
-  const property = fc.property(arbitraryRun(), (run) => holds(runScheduled(run)));
-  const details = fc.check(property, {
+  const property = fc.asyncProperty(arbitraryRun(), async (run) => holds(await runScheduled(run)));
+  const details = await fc.check(property, {
     numRuns: options.numRuns,
     seed: options.seed,
     interruptAfterTimeLimit: options.timeLimitMs ?? TIME_LIMIT_MS_DEFAULT,
@@ -85,7 +85,7 @@ export function checkSchedules(options: CheckSchedulesOptions): ScheduleCheck {
     return { passed: true, numRuns: details.numRuns, seed: details.seed };
   }
   const [run] = details.counterexample;
-  const { result, lines } = failuresOf(run, holds);
+  const { result, lines } = await failuresOf(run, holds);
   const replayPath = saveReplay(
     join(options.saveDir, `orrery-replay-${details.seed}-${run.seed}.json`),
     run.seed,

@@ -1,9 +1,18 @@
 /**
- * Deliberate bugs for the mutation test: each replaces one rule of the Raft core by patching a
- * prototype for the length of a callback, then restores it. The core itself carries no bug switch;
- * these live here, in test code, so that a test can show the fuzzer notices when a rule is gone.
- * Also the simulator options under which a rule's absence shows.
+ * Deliberate bugs for the mutation test: each replaces one rule of the Raft core or of the host (the
+ * Ready loop, proposals and reads, the placement leader, the worker agent) by patching a prototype
+ * for the length of a callback, then restores it. Neither the core nor the host carries a bug
+ * switch; these live here, in test code, so that a test can show the fuzzer notices when a rule is
+ * gone. Also the simulator options under which a rule's absence shows.
  */
+import { Node } from "../lib/host/node.ts";
+import { PlacementLeader } from "../lib/host/placement-leader.ts";
+import { Agent } from "../lib/host/worker.ts";
+import type { LeaseTracker } from "../lib/placement/leases.ts";
+import type { PlacementTable } from "../lib/placement/table.ts";
+import type { ResourceKey, WorkerId } from "../lib/placement/types.ts";
+import type { Entry } from "../lib/raft/messages.ts";
+import type { Ready } from "../lib/raft/raw-node.ts";
 import { RaftLog } from "../lib/raft/log.ts";
 import { drawOptions, type SimOptions } from "../sim/options.ts";
 import type { ConfState, NodeId } from "../lib/raft/messages.ts";
@@ -126,11 +135,158 @@ export const campaignWithUnappliedConf: Mutation = {
   },
 };
 
+/** Replaces method `name` of `prototype` with `replacement`; returns the function that restores it. */
+function patch(prototype: object, name: string, replacement: (...args: never[]) => unknown): () => void {
+  const original = Object.getOwnPropertyDescriptor(prototype, name);
+  if (original === undefined) throw new Error(`the prototype has no method ${name}`);
+  Object.defineProperty(prototype, name, { ...original, value: replacement });
+  return () => Object.defineProperty(prototype, name, original);
+}
+
+/** The original method `name` of `prototype`, to call from a wrapper. */
+function originalOf<F>(prototype: object, name: string): F {
+  const value = (Object.getOwnPropertyDescriptor(prototype, name) as PropertyDescriptor | undefined)?.value as F | undefined;
+  if (value === undefined) throw new Error(`the prototype has no method ${name}`);
+  return value;
+}
+
+// --- The host's rules ----------------------------------------------------------------------------
+
+/**
+ * The Ready loop sends every Ready's messages before its write is durable, as if each were a
+ * leader's append: a follower acknowledges an append, or grants a vote, that a crash can still undo.
+ */
+export const ackBeforePersist: Mutation = {
+  name: "ack-before-persist",
+  description: "the Ready loop sends a follower's acknowledgements and votes before its persist completes",
+  install() {
+    const prototype = Node.prototype;
+    const handleReady = originalOf<(this: unknown, rd: Ready) => Promise<void>>(prototype, "handleReady");
+    return patch(prototype, "handleReady", function sendFirst(this: unknown, rd: Ready) {
+      return handleReady.call(this, rd.sendBeforePersist ? rd : { ...rd, sendBeforePersist: true });
+    });
+  },
+};
+
+/** The members of a `Node` that resolving a proposal reads. */
+interface ProposalInternals {
+  readonly proposals: Map<number, { readonly term: number; readonly timeoutMs: number; resolve(value: unknown): void; reject(error: Error): void }>;
+}
+
+/**
+ * A proposal resolves with whatever entry is applied at its index, without checking the entry's
+ * term: a proposal whose entry a new leader replaced reports success with another command's result.
+ */
+export const proposalResolvedByAnyEntry: Mutation = {
+  name: "proposal-resolved-by-any-entry",
+  description: "a pending proposal resolves when any entry is applied at its index, whatever its term",
+  install() {
+    const prototype = Node.prototype;
+    const applyEntry = originalOf<(this: ProposalInternals, entry: Entry) => void>(prototype, "applyEntry");
+    return patch(prototype, "applyEntry", function anyTerm(this: ProposalInternals, entry: Entry) {
+      const pending = this.proposals.get(entry.index);
+      if (pending !== undefined && pending.term !== entry.term) this.proposals.set(entry.index, { ...pending, term: entry.term });
+      applyEntry.call(this, entry);
+    });
+  },
+};
+
+/** The members of a `Node` that serving reads touches. */
+interface ReadInternals {
+  readonly reads: Map<string, { index: number | null; resolve(): void }>;
+}
+
+/**
+ * A read resolves as soon as the leader confirms its read index, before this member has applied up
+ * to it: a lagging follower answers from a stale state.
+ */
+export const readBeforeApply: Mutation = {
+  name: "read-before-apply",
+  description: "a read resolves when its read index is confirmed, before the member applied up to it",
+  install() {
+    return patch(Node.prototype, "noteReadStates", function serveAtOnce(this: ReadInternals, rd: Ready) {
+      for (const state of rd.readStates) {
+        const read = this.reads.get(state.requestId);
+        if (read === undefined || read.index !== null) continue;
+        this.reads.delete(state.requestId);
+        read.resolve();
+      }
+    });
+  },
+};
+
+/** The members of a `PlacementLeader` its election and renewal rules read. */
+interface LeaderInternals {
+  readonly tracker: LeaseTracker;
+  readonly proposedExpires: Set<WorkerId>;
+  readonly proposedHandoffs: Set<string>;
+  readonly machine: { readonly table: PlacementTable };
+  now(): number;
+  requireLeader(): void;
+}
+
+/**
+ * A newly elected placement leader does not wait `L(1+ρ)` from its election before expiring
+ * workers: it acts as if it had been elected that long ago, so a worker whose renewals the previous
+ * leader answered is expired at once, while it may still hold its lease.
+ */
+export const leaderSkipsElectionWait: Mutation = {
+  name: "leader-skips-election-wait",
+  description: "a new placement leader expires workers without waiting L(1+rho) from its election",
+  install() {
+    return patch(PlacementLeader.prototype, "onRole", function noWait(this: LeaderInternals, leading: boolean) {
+      this.proposedExpires.clear();
+      this.proposedHandoffs.clear();
+      if (leading && !this.tracker.isLeading()) this.tracker.onElected(this.now() - this.tracker.expiryDelayMs());
+      else if (!leading) this.tracker.onSteppedDown();
+    });
+  },
+};
+
+/**
+ * The placement leader answers a renewal without the quorum round (ReadIndex) that proves it still
+ * leads: a leader cut off from the others, already replaced, extends a worker's lease.
+ */
+export const renewalWithoutReadIndex: Mutation = {
+  name: "renewal-without-read-index",
+  description: "the placement leader answers renewals without a ReadIndex round",
+  install() {
+    return patch(PlacementLeader.prototype, "renew", async function noRound(this: LeaderInternals, worker: WorkerId) {
+      this.requireLeader();
+      const receivedAt = this.now();
+      const table = this.machine.table;
+      const keys = this.tracker.onRenewalAnswered(worker, receivedAt)
+        ? table.keysOf(worker).map((k) => ({ key: k.key, epoch: k.epoch, draining: k.state === "draining" }))
+        : [];
+      return { keys, member: table.worker(worker) !== undefined };
+    });
+  },
+};
+
+/** The members of an `Agent` its serving rule reads. */
+interface AgentInternals {
+  readonly serving: Map<ResourceKey, number>;
+}
+
+/**
+ * A worker serves the keys it acquired without looking at its lease: cut off or paused past its
+ * lease, it goes on serving keys the leader has since given to others.
+ */
+export const workerServesAfterLease: Mutation = {
+  name: "worker-serves-after-lease",
+  description: "a worker serves its keys without checking that its lease still holds",
+  install() {
+    return patch(Agent.prototype, "servable", function noLease(this: AgentInternals, key: ResourceKey, epoch: number) {
+      return this.serving.get(key) === epoch;
+    });
+  },
+};
+
 /** Runs `body` with `mutation` installed, restoring the original rule afterwards, even on error. */
-export function withMutation<T>(mutation: Mutation, body: () => T): T {
+export async function withMutation<T>(mutation: Mutation, body: () => Promise<T>): Promise<T> {
   const restore = mutation.install();
   try {
-    return body();
+    return await body();
   } finally {
     restore();
   }

@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import fc from "fast-check";
-import type { ReplayFile } from "../sim/cli.ts";
+import type { ReplayFile } from "../sim/replay.ts";
 import type { FaultEvent } from "../sim/simulator.ts";
 import { checkSchedules } from "./check-schedules.ts";
 import { envInteger } from "./env.ts";
@@ -36,11 +36,11 @@ const FUZZ_RUNS = envInteger("ORRERY_FUZZ_RUNS", 30, 1);
 const FUZZ_SEED = envInteger("ORRERY_FUZZ_SEED", 20_240_603, -(2 ** 31), 2 ** 31 - 1);
 const SAVE_DIR = process.env.ORRERY_FUZZ_SAVE_DIR || tmpdir();
 const TIME_LIMIT_MS = envInteger("ORRERY_FUZZ_TIME_LIMIT_MS", 120_000, 1);
-const BIN = fileURLToPath(new URL("../lib/bin.mjs", import.meta.url));
+const BIN = fileURLToPath(new URL("../cli/bin.mjs", import.meta.url));
 
 describe("fuzzed fault schedules", () => {
-  it("never make the simulation report a violation", (t) => {
-    const check = checkSchedules({ numRuns: FUZZ_RUNS, seed: FUZZ_SEED, saveDir: SAVE_DIR, timeLimitMs: TIME_LIMIT_MS });
+  it("never make the simulation report a violation", async (t) => {
+    const check = await checkSchedules({ numRuns: FUZZ_RUNS, seed: FUZZ_SEED, saveDir: SAVE_DIR, timeLimitMs: TIME_LIMIT_MS });
     if (!check.passed) assert.fail(check.message);
     t.diagnostic(`${check.numRuns} runs from fast-check seed ${check.seed}`);
   });
@@ -75,7 +75,7 @@ describe("fuzzed fault schedules", () => {
     }
   });
 
-  it("replay from a saved file in another process with the same trace hash", () => {
+  it("replay from a saved file in another process with the same trace hash", async () => {
     // Every shape of fault, with a crash overlapping a cut, so the replay exercises all of them.
     const schedule: FaultEvent[] = [
       { atMs: 400, kind: "cut", links: [["n1", "n2"], ["n2", "n1"], ["n1", "n3"], ["n3", "n1"]] },
@@ -87,7 +87,7 @@ describe("fuzzed fault schedules", () => {
       { atMs: 3500, kind: "restart", member: "n5" },
     ];
     const run: ScheduledRun = { seed: 4242, members: 5, safetyTicks: RUN_SAFETY_TICKS_MIN, schedule };
-    const here = runScheduled(run);
+    const here = await runScheduled(run);
     assert.equal(here.stats.crashes, 2, "both scheduled crashes happened");
     assert.equal(here.stats.partitions, 2, "both scheduled cuts happened");
 
@@ -109,13 +109,13 @@ describe("fuzzed fault schedules", () => {
     }
   });
 
-  it("shrink a failing run to its smallest schedule and save it as a replay file", () => {
+  it("shrink a failing run to its smallest schedule and save it as a replay file", async () => {
     // A stand-in property that fails whenever a member crashes, so that the failure path (shrink,
     // save, explain) is exercised without a bug: the smallest failing run is one crash and its
     // restart, in the smallest cluster, with the shortest safety phase and seed 0.
     const dir = mkdtempSync(join(tmpdir(), "orrery-shrink-"));
     try {
-      const check = checkSchedules({
+      const check = await checkSchedules({
         numRuns: 50,
         seed: FUZZ_SEED,
         saveDir: dir,

@@ -6,7 +6,7 @@
  */
 import { writeFileSync } from "node:fs";
 import fc from "fast-check";
-import type { ReplayFile } from "../sim/cli.ts";
+import type { ReplayFile } from "../sim/replay.ts";
 import { MEMBER_COUNTS, drawOptions, type SimOptions } from "../sim/options.ts";
 import { runSimulation, type FaultEvent, type SimResult } from "../sim/simulator.ts";
 
@@ -159,7 +159,7 @@ export function runOptions(run: ScheduledRun): SimOptions {
  * Runs `run` in the simulator: the options drawn from its seed (see {@link runOptions}), and
  * exactly its schedule of faults instead of drawn partitions and crashes.
  */
-export function runScheduled(run: ScheduledRun): SimResult {
+export function runScheduled(run: ScheduledRun): Promise<SimResult> {
   return runSimulation(run.seed, { options: runOptions(run), schedule: run.schedule });
 }
 

@@ -1,255 +1,56 @@
 /**
- * The purity rule (DESIGN.md §1): nothing under lib/raft, lib/placement or lib/codec touches the
- * host. No Node builtin imports, no require(), no dynamic import(), and no reference to the clock,
- * timers, process, Buffer, crypto, globalThis or Math.random. Time enters as `tick()`, randomness
- * as an injected `random`, I/O leaves as data in `Ready`; that is what makes the simulator exact.
+ * The purity rules (DESIGN.md §1), checked on the source text (see source-scan.ts):
  *
- * The scanner blanks comments and the contents of strings, templates and regular expressions
- * (keeping every offset and newline, so line numbers stay true) before it looks at identifiers, so
- * TSDoc that says "Date" does not trip it; string literals in module-specifier position are still
- * checked. It is a lexer, not a parser: it is proven able to fire by the self-test below.
+ * - The core (lib/raft, lib/placement, lib/codec) touches nothing of the host: no Node builtin
+ *   imports, no require(), no dynamic import(), and no reference to the clock, timers, process,
+ *   Buffer, crypto, globalThis or Math.random. Time enters as `tick()`, randomness as an injected
+ *   `random`, I/O leaves as data in `Ready`; that is what makes the simulator exact.
+ * - The host (lib/host) reaches time, the network and the disk only through its ports (`Clock`,
+ *   `Transport`, `Storage`): the same rules, except that it may use `Buffer` (a pooled allocation
+ *   for log entries, no I/O). So the simulator, which gives it simulated ports, decides when every
+ *   timer fires and every promise settles.
  */
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
-import { builtinModules } from "node:module";
+import { readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
+import { WORLD_GLOBALS, isTestFile, scanSource, sourceFiles } from "./source-scan.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const PURE_FOLDERS = ["lib/raft", "lib/placement", "lib/codec"];
-const SOURCE_EXTENSIONS = [".ts", ".mts", ".cts", ".tsx", ".js", ".mjs", ".cjs"];
 
-/** Globals that reach the host: the clock, timers, the process, I/O, ambient randomness. */
-const FORBIDDEN_GLOBALS = [
-  "Date",
-  "performance",
-  "process",
-  "setTimeout",
-  "setInterval",
-  "setImmediate",
-  "queueMicrotask",
-  "Buffer",
-  "globalThis",
-  "crypto",
-];
+/** What each rule scans, and the globals it forbids. */
+const RULES = [
+  { name: "core", folders: ["lib/raft", "lib/placement", "lib/codec"], forbidden: [...WORLD_GLOBALS, "Buffer"] },
+  { name: "host", folders: ["lib/host"], forbidden: [...WORLD_GLOBALS] },
+] as const;
 
-const BUILTINS = new Set(builtinModules);
+/** The core's forbidden globals, for the scanner's self-test. */
+const FORBIDDEN_GLOBALS = RULES[0].forbidden;
 
-/** One breach of the rule: where, and what. */
-export interface Violation {
-  readonly line: number;
-  readonly what: string;
-}
-
-interface StringLiteral {
-  readonly start: number;
-  readonly value: string;
-}
-
-interface Lexed {
-  /** The source with comments and literal contents replaced by spaces; same length and lines. */
-  readonly code: string;
-  /** Every plain string literal (not templates), at the offset of its opening quote. */
-  readonly strings: readonly StringLiteral[];
-}
-
-/** Keywords after which a `/` starts a regular expression rather than a division. */
-const REGEX_AFTER_WORDS = new Set([
-  "return", "typeof", "instanceof", "in", "of", "new", "delete", "void", "throw", "case", "do",
-  "else", "yield", "await",
-]);
-
-function blank(text: string): string {
-  return text.replace(/[^\n]/g, " ");
-}
-
-/** Whether a `/` at `code.length` (the blanked code so far) starts a regular expression. */
-function regexAllowed(code: string): boolean {
-  const before = code.trimEnd();
-  if (before.length === 0) return true;
-  const last = before[before.length - 1] as string;
-  if (/[\w$]/.test(last)) {
-    const word = /[\w$]+$/.exec(before)?.[0] ?? "";
-    return REGEX_AFTER_WORDS.has(word);
-  }
-  // After a closing bracket or a literal's closing quote, `/` divides.
-  return !/[)\]}'"`]/.test(last);
-}
-
-/**
- * Splits `source` into code and literals: comments and literal contents become spaces, template
- * substitutions (`${...}`) stay code. Offsets and newlines are preserved.
- */
-function lex(source: string): Lexed {
-  let code = "";
-  const strings: StringLiteral[] = [];
-  // One entry per open template substitution: the brace depth inside it.
-  const templateDepths: number[] = [];
-  let i = 0;
-  const n = source.length;
-  while (i < n) {
-    const ch = source[i] as string;
-    const next = source[i + 1];
-    if (ch === "/" && next === "/") {
-      const end = source.indexOf("\n", i);
-      const stop = end === -1 ? n : end;
-      code += blank(source.slice(i, stop));
-      i = stop;
-    } else if (ch === "/" && next === "*") {
-      const end = source.indexOf("*/", i + 2);
-      const stop = end === -1 ? n : end + 2;
-      code += blank(source.slice(i, stop));
-      i = stop;
-    } else if (ch === "'" || ch === '"') {
-      let j = i + 1;
-      let value = "";
-      while (j < n && source[j] !== ch && source[j] !== "\n") {
-        if (source[j] === "\\") {
-          value += source.slice(j, j + 2);
-          j += 2;
-        } else {
-          value += source[j];
-          j += 1;
-        }
-      }
-      strings.push({ start: i, value });
-      // An unterminated string stops at the newline, which stays in the code for line numbers.
-      const closed = source[j] === ch;
-      code += ch + blank(source.slice(i + 1, j)) + (closed ? ch : "");
-      i = closed ? j + 1 : j;
-    } else if (ch === "`" || (ch === "}" && templateDepths.length > 0 && templateDepths[templateDepths.length - 1] === 0)) {
-      // The start of a template, or the `}` that closes a substitution and resumes its template.
-      if (ch === "}") templateDepths.pop();
-      let j = i + 1;
-      while (j < n && source[j] !== "`" && !(source[j] === "$" && source[j + 1] === "{")) {
-        j += source[j] === "\\" ? 2 : 1;
-      }
-      code += ch + blank(source.slice(i + 1, Math.min(j, n)));
-      if (j >= n) {
-        i = n;
-      } else if (source[j] === "`") {
-        code += "`";
-        i = j + 1;
-      } else {
-        code += "${";
-        templateDepths.push(0);
-        i = j + 2;
-      }
-    } else if (ch === "/" && regexAllowed(code)) {
-      let j = i + 1;
-      let inClass = false;
-      while (j < n && source[j] !== "\n" && (inClass || source[j] !== "/")) {
-        if (source[j] === "\\") j += 1;
-        else if (source[j] === "[") inClass = true;
-        else if (source[j] === "]") inClass = false;
-        j += 1;
-      }
-      code += "/" + blank(source.slice(i + 1, Math.min(j, n))) + (j < n && source[j] === "/" ? "/" : "");
-      i = j < n && source[j] === "/" ? j + 1 : j;
-    } else {
-      if (templateDepths.length > 0) {
-        const top = templateDepths.length - 1;
-        if (ch === "{") templateDepths[top] = (templateDepths[top] as number) + 1;
-        else if (ch === "}") templateDepths[top] = (templateDepths[top] as number) - 1;
-      }
-      code += ch;
-      i += 1;
-    }
-  }
-  return { code, strings };
-}
-
-function lineAt(source: string, offset: number): number {
-  let line = 1;
-  for (let i = 0; i < offset; i += 1) if (source.charCodeAt(i) === 10) line += 1;
-  return line;
-}
-
-/** Whether the identifier at `offset` is a property access (`x.Date`, `x?.process`), not `...Date`. */
-function isMemberAccess(code: string, offset: number): boolean {
-  const before = code.slice(0, offset).trimEnd();
-  return before.endsWith(".") && !before.endsWith("...");
-}
-
-/** Whether `specifier` names a Node builtin: `node:*`, or a bare builtin such as `fs/promises`. */
-function isBuiltinSpecifier(specifier: string): boolean {
-  return (
-    specifier.startsWith("node:") ||
-    BUILTINS.has(specifier) ||
-    BUILTINS.has(specifier.split("/")[0] as string)
-  );
-}
-
-/** Every breach of the purity rule in one file's source text. */
-export function scanSource(source: string): Violation[] {
-  const { code, strings } = lex(source);
-  const found: Array<{ offset: number; what: string }> = [];
-
-  for (const literal of strings) {
-    const before = code.slice(Math.max(0, literal.start - 200), literal.start);
-    const isSpecifier = /(?:\bfrom|\bimport|\bimport\s*\(|\brequire\s*\()\s*$/.test(before);
-    if (isSpecifier && isBuiltinSpecifier(literal.value)) {
-      found.push({ offset: literal.start, what: `imports the builtin module "${literal.value}"` });
-    }
-  }
-
-  const patterns: Array<[RegExp, string]> = [
-    [/(?<![\w$])require\s*\(/g, "calls require()"],
-    [/(?<![\w$])import\s*\(/g, "uses dynamic import()"],
-    [/(?<![\w$])Math\s*\??\.\s*random(?![\w$])/g, "reads Math.random"],
-    [new RegExp(`(?<![\\w$])(?:${FORBIDDEN_GLOBALS.join("|")})(?![\\w$])`, "g"), "references"],
-  ];
-  for (const [pattern, what] of patterns) {
-    for (const match of code.matchAll(pattern)) {
-      const offset = match.index;
-      if (isMemberAccess(code, offset)) continue;
-      found.push({ offset, what: what === "references" ? `references ${match[0]}` : what });
-    }
-  }
-
-  return found
-    .sort((a, b) => a.offset - b.offset)
-    .map(({ offset, what }) => ({ line: lineAt(source, offset), what }));
-}
-
-/** Every non-test source file under the pure folders that exist. */
-function pureSourceFiles(): string[] {
-  const files: string[] = [];
-  const walk = (dir: string): void => {
-    for (const name of readdirSync(dir).sort()) {
-      if (name === "node_modules" || name.startsWith(".")) continue;
-      const path = join(dir, name);
-      if (statSync(path).isDirectory()) walk(path);
-      else if (SOURCE_EXTENSIONS.some((ext) => name.endsWith(ext)) && !/\.test\.[cm]?[jt]sx?$/.test(name)) {
-        files.push(path);
-      }
-    }
-  };
-  for (const folder of PURE_FOLDERS) {
-    const dir = join(ROOT, folder);
-    if (existsSync(dir)) walk(dir);
-  }
-  return files;
+/** Every non-test source file under `folders`. */
+function filesOf(folders: readonly string[]): string[] {
+  return folders.flatMap((folder) => sourceFiles(join(ROOT, folder))).filter((file) => !isTestFile(file));
 }
 
 // ---------------------------------------------------------------------------------------------
 
-describe("the purity rule", () => {
-  it("holds for every non-test file under lib/raft, lib/placement and lib/codec", () => {
-    const files = pureSourceFiles();
-    assert.ok(
-      files.some((file) => relative(ROOT, file).startsWith(join("lib", "raft"))),
-      "the scan found lib/raft (an empty scan proves nothing)",
-    );
-    const breaches: string[] = [];
-    for (const file of files) {
-      for (const { line, what } of scanSource(readFileSync(file, "utf8"))) {
-        breaches.push(`${relative(ROOT, file)}:${line}: ${what}`);
+describe("the purity rules", () => {
+  for (const rule of RULES) {
+    it(`hold for every non-test file of the ${rule.name} (${rule.folders.join(", ")})`, () => {
+      const files = filesOf(rule.folders);
+      for (const folder of rule.folders) {
+        assert.ok(files.some((file) => relative(ROOT, file).startsWith(folder)), `the scan found ${folder} (an empty scan proves nothing)`);
       }
-    }
-    assert.deepEqual(breaches, [], `impure code in a pure folder:\n${breaches.join("\n")}`);
-  });
+      const breaches: string[] = [];
+      for (const file of files) {
+        for (const { line, what } of scanSource(readFileSync(file, "utf8"), rule.forbidden)) {
+          breaches.push(`${relative(ROOT, file)}:${line}: ${what}`);
+        }
+      }
+      assert.deepEqual(breaches, [], `the ${rule.name} reaches the world directly:\n${breaches.join("\n")}`);
+    });
+  }
 });
 
 describe("the purity scanner", () => {
@@ -284,7 +85,7 @@ describe("the purity scanner", () => {
   ];
   for (const [source, what] of impure) {
     it(`flags ${JSON.stringify(source)}`, () => {
-      const found = scanSource(source);
+      const found = scanSource(source, FORBIDDEN_GLOBALS);
       assert.ok(
         found.some((violation) => violation.what === what && violation.line === 1),
         `expected "${what}", got ${JSON.stringify(found)}`,
@@ -300,7 +101,7 @@ describe("the purity scanner", () => {
       "three`;",
       "const t = Date.now();",
     ].join("\n");
-    assert.deepEqual(scanSource(source), [{ line: 5, what: "references Date" }]);
+    assert.deepEqual(scanSource(source, FORBIDDEN_GLOBALS), [{ line: 5, what: "references Date" }]);
   });
 
   it("accepts clean code that mentions the forbidden names only in comments, strings and properties", () => {
@@ -326,6 +127,12 @@ describe("the purity scanner", () => {
       "const dated = updatedAt;",
       "const imported = importer.from('fs');",
     ].join("\n");
-    assert.deepEqual(scanSource(source), []);
+    assert.deepEqual(scanSource(source, FORBIDDEN_GLOBALS), []);
+  });
+
+  it("lets the host use Buffer but not the clock", () => {
+    const host = RULES[1].forbidden;
+    assert.deepEqual(scanSource("const b = Buffer.allocUnsafe(8);", host), []);
+    assert.deepEqual(scanSource("const t = performance.now();", host), [{ line: 1, what: "references performance" }]);
   });
 });

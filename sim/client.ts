@@ -1,13 +1,26 @@
 /**
  * A simulated client: one operation at a time against the cluster, with timeouts, retries and
- * redirects, recording each operation's invocation and response in true time for the
+ * redirects; the member it asks serves each request through its own `propose` or `read`, recording each operation's invocation and response in true time for the
  * linearizability checker. Retries reuse the operation's sequence number, so the state machine's
  * sessions apply it at most once.
  */
 import type { KvInput, KvOutput, Operation } from "./history.ts";
-import type { ClientReply, ClientRequest } from "./member.ts";
 import type { Random } from "./random.ts";
 import type { SimOptions } from "./options.ts";
+
+/** A client's request to a member, which serves it through the member's `propose` or `read`. */
+export interface ClientRequest {
+  readonly requestId: number;
+  readonly client: number;
+  readonly seq: number;
+  readonly input: KvInput;
+}
+
+/** A member's answer to a client. `retry`: the outcome is unknown; send the same request again. */
+export type ClientReply =
+  | { readonly requestId: number; readonly seq: number; readonly status: "ok"; readonly output: KvOutput }
+  | { readonly requestId: number; readonly seq: number; readonly status: "notLeader"; readonly leaderHint: string | null }
+  | { readonly requestId: number; readonly seq: number; readonly status: "retry" };
 
 /** What a client needs from the simulator. */
 export interface ClientHost {

@@ -20,6 +20,17 @@ export class SimClock {
     return this.offsetUs + this.rate * trueUs;
   }
 
+  /**
+   * The first whole true microsecond at which this clock reads at least `localMs` milliseconds
+   * (as a process reads it: `localAt(t) / 1000`), and not before `notBeforeUs`.
+   */
+  firstTrueTimeAt(localMs: number, notBeforeUs: number): number {
+    let t = Math.max(notBeforeUs, Math.ceil((localMs * 1000 - this.offsetUs) / this.rate));
+    while (t > notBeforeUs && this.localAt(t - 1) / 1000 >= localMs) t -= 1;
+    while (this.localAt(t) / 1000 < localMs) t += 1;
+    return t;
+  }
+
   /** The true duration that `localUs` of this clock's time takes (rounded up to whole µs). */
   trueDuration(localUs: number): number {
     return Math.max(1, Math.ceil(localUs / this.rate));

@@ -3,6 +3,11 @@
  * durable. A crash loses everything not synced, and may leave a torn record (a partial write of
  * the next record) at the tail, which recovery must detect by checksum and cut off, as the file
  * WAL does (DESIGN.md §4). Records are real bytes in the codec's format, checked on load.
+ *
+ * Each incarnation of a member gets the disk as the `Storage` port through {@link SimDisk.open}:
+ * an append is written at once and made durable by an fsync that takes simulated time (a batch
+ * that only raises the commit index is written without one, as the file WAL does); a crash before
+ * the fsync completes loses it, and the incarnation never hears back.
  */
 import { assert } from "../lib/assert.ts";
 import {
@@ -16,7 +21,8 @@ import {
 import type { Entry, HardState, Snapshot } from "../lib/raft/messages.ts";
 import type { RestoredState } from "../lib/raft/raft.ts";
 import { crc32c } from "../lib/storage/crc32c.ts";
-import type { Storage, StorageBatch } from "../lib/storage/storage.ts";
+import type { Storage, StorageBatch } from "../lib/ports/storage.ts";
+import { mustSync } from "../lib/storage/storage.ts";
 import type { Random } from "./random.ts";
 
 const HARD_STATE = 1;
@@ -42,9 +48,8 @@ export interface CrashOutcome {
 }
 
 /**
- * One member's disk. It is a {@link Storage} (the same conformance suite as the memory storage and
- * the file WAL checks it): `append` writes and syncs at once. The simulator uses `write` and
- * `sync` separately, so that an fsync takes simulated time and a crash can fall in between.
+ * One member's disk, across its incarnations. It is itself a {@link Storage} whose `append` writes
+ * and syncs at once (the conformance suite checks it so); members get it through {@link open}.
  */
 export class SimDisk implements Storage {
   private readonly durable: DiskRecord[] = [];
@@ -97,6 +102,40 @@ export class SimDisk implements Storage {
   }
 
   private closed = false;
+
+  /**
+   * The disk as the `Storage` port for one incarnation of its member. `syncLater(done)` must call
+   * `done` after an fsync's latency, unless that incarnation ends first (then it never does).
+   */
+  open(syncLater: (done: () => void) => void): Storage {
+    this.closed = false;
+    let written = this.load().hardState;
+    let closed = false;
+    const disk = this;
+    return {
+      load: () => disk.load(),
+      append(batch: StorageBatch): Promise<void> | void {
+        assert(!closed, "the disk is open");
+        const sync = mustSync(batch, written);
+        disk.write(batch.hardState, batch.entries, batch.snapshot);
+        if (batch.hardState !== undefined) written = batch.hardState;
+        if (!sync) return;
+        return new Promise<void>((resolve) => {
+          syncLater(() => {
+            disk.sync();
+            resolve();
+          });
+        });
+      },
+      saveSnapshot(snapshot: Snapshot): void {
+        assert(!closed, "the disk is open");
+        disk.saveSnapshot(snapshot);
+      },
+      close(): void {
+        closed = true;
+      },
+    };
+  }
 
   /** Whether anything is buffered. */
   get dirty(): boolean {

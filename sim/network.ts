@@ -36,6 +36,8 @@ export interface Partition {
 export class SimNetwork {
   private readonly baseLatencyUs = new Map<string, number>();
   private blocked = new Set<string>();
+  /** Processes cut off (workers): each with the processes it can still reach, both ways. */
+  private readonly cutOff = new Map<string, ReadonlySet<string>>();
   /** Options may be swapped between phases (the liveness phase turns faults off). */
   options: NetworkOptions;
 
@@ -78,7 +80,31 @@ export class SimNetwork {
 
   /** Whether traffic from `from` to `to` is cut. */
   isBlocked(from: string, to: string): boolean {
+    if (this.cutOff.size > 0) {
+      const fromCut = this.cutOff.get(from);
+      if (fromCut !== undefined && !fromCut.has(to)) return true;
+      const toCut = this.cutOff.get(to);
+      if (toCut !== undefined && !toCut.has(from)) return true;
+    }
     return this.blocked.size > 0 && this.blocked.has(`${from}>${to}`);
+  }
+
+  /**
+   * Cuts `peer` off from every process but `except`, both ways, until {@link reconnect}; apart
+   * from the partitions, which come and go on their own.
+   */
+  cutPeer(peer: string, except: readonly string[] = []): void {
+    this.cutOff.set(peer, new Set(except));
+  }
+
+  /** Ends `peer`'s cut. */
+  reconnect(peer: string): void {
+    this.cutOff.delete(peer);
+  }
+
+  /** Ends every cut. */
+  reconnectAll(): void {
+    this.cutOff.clear();
   }
 
   /** Whether any link is cut. */
@@ -138,6 +164,11 @@ export class SimNetwork {
     this.blocked = new Set(links.map(([a, b]) => `${a}>${b}`));
     const description = links.length === 0 ? "no links cut" : `cut ${links.map(([a, b]) => `${a}->${b}`).join(" ")}`;
     return { kind: "cut", description, blocked: links };
+  }
+
+  /** The directed links the current partition cuts. */
+  blockedLinks(): [string, string][] {
+    return [...this.blocked].map((link) => link.split(">") as [string, string]);
   }
 
   /** Restores every link. */

@@ -79,6 +79,23 @@ export interface SimOptions {
     /** Mean time between change requests (exponential). */
     readonly meanIntervalMs: number;
   };
+  /** Graceful `close()` of a member (a leader hands leadership over first), then a restart. */
+  readonly closes: {
+    readonly enabled: boolean;
+    readonly meanIntervalMs: number;
+    /** How long a closed member stays down, drawn uniformly up to this. */
+    readonly downMsMax: number;
+  };
+  /**
+   * Faults aimed at the narrow windows where the host's rules matter, rather than at random
+   * times (see `ScenarioKind`). While one runs, the random faults wait.
+   */
+  readonly scenarios: {
+    readonly enabled: boolean;
+    /** Mean time between scenarios (exponential). */
+    readonly meanIntervalMs: number;
+    readonly kinds: readonly ScenarioKind[];
+  };
   /** Workers that own keys under leases (placement), with clients routing writes to them. */
   readonly workers: {
     readonly enabled: boolean;
@@ -93,10 +110,11 @@ export interface SimOptions {
     readonly clients: number;
     readonly keys: number;
     readonly thinkMs: number;
-    /** Worker faults: crashes, pauses (stalls longer than the lease), cut off from the members. */
+    /** Worker faults: crashes, pauses (stalls longer than the lease), cut off from the members, graceful closes. */
     readonly crashMeanIntervalMs: number;
     readonly pauseMeanIntervalMs: number;
     readonly cutMeanIntervalMs: number;
+    readonly closeMeanIntervalMs: number;
     /** How long a fault lasts, drawn uniformly up to this. */
     readonly faultDurationMsMax: number;
     /** Local time between a worker's lease check and its write (a pause can fall in between). */
@@ -115,8 +133,30 @@ export interface SimOptions {
     readonly requestTimeoutMs: number;
     /** Attempts per operation before the client gives up (its outcome becomes unknown). */
     readonly attemptsMax: number;
+    /**
+     * The timeout a member passes to `propose` or `read` for each request, drawn uniformly from
+     * this range (ms): calls with shorter and longer deadlines interleave.
+     */
+    readonly apiTimeoutMsMin: number;
+    readonly apiTimeoutMsMax: number;
   };
 }
+
+/**
+ * The narrow windows the swarm aims at:
+ * - `crash-after-grant`: a member crashes right after it grants a vote or acknowledges an append,
+ *   before anything else (a rule that sent either before its persist completed would lose it);
+ * - `leader-change-worker-cut`: a worker is cut off from every member but the leader, and
+ *   leadership moves while the worker is still inside its lease (the new leader must wait);
+ * - `isolate-leader`: the leader is cut off from the other members while workers and clients
+ *   keep talking to it (it must not answer as a leader it no longer is);
+ * - `rejoin`: a follower is cut off for several election timeouts and rejoins a healthy cluster,
+ *   with every other fault held off (with PreVote, the leader must not be deposed).
+ */
+export type ScenarioKind = "crash-after-grant" | "leader-change-worker-cut" | "isolate-leader" | "rejoin";
+
+/** Every scenario kind. */
+export const SCENARIO_KINDS: readonly ScenarioKind[] = ["crash-after-grant", "leader-change-worker-cut", "isolate-leader", "rejoin"];
 
 /** Options a caller may fix; the rest are drawn from the seed. */
 export interface SimOptionOverrides {
@@ -215,9 +255,34 @@ export function drawOptions(seed: number, overrides: SimOptionOverrides = {}): S
     pauseMeanIntervalMs: random.chance(0.6) ? random.int(500, 4000) : 0,
     cutMeanIntervalMs: random.chance(0.5) ? random.int(500, 4000) : 0,
     faultDurationMsMax: random.int(100, 3 * leaseMs),
-    writeDelayUs: random.int(10, 2000),
+    // Now and then a long write: a pause is then likely to fall between admission and write.
+    writeDelayUs: random.chance(0.3) ? random.int(leaseMs * 100, leaseMs * 600) : random.int(10, 2000),
   };
   // Renewals must be answered after a quorum round (DESIGN.md §3), not from the read lease.
   const readsWithWorkers: SimOptions["reads"] = workers.enabled && reads === "lease" ? "readIndex" : reads;
-  return { ...options, reads: readsWithWorkers, transferMeanIntervalMs, snapshots, membership, workers };
+  // Drawn after everything above, so that adding them left every earlier draw unchanged.
+  const closes = { enabled: random.chance(0.4), meanIntervalMs: random.int(1000, 6000), downMsMax: random.int(100, 2000) };
+  const scenarios = {
+    enabled: random.chance(0.6),
+    meanIntervalMs: random.int(800, 4000),
+    kinds: random.shuffle(SCENARIO_KINDS).slice(0, random.int(1, SCENARIO_KINDS.length)).sort(),
+  };
+  const closeMeanIntervalMs = random.chance(0.4) ? random.int(1000, 5000) : 0;
+  const timeout = options.workload.requestTimeoutMs;
+  const workload = {
+    ...options.workload,
+    apiTimeoutMsMin: random.int(Math.ceil(timeout / 4), timeout),
+    apiTimeoutMsMax: random.int(timeout, 3 * timeout),
+  };
+  return {
+    ...options,
+    workload,
+    reads: readsWithWorkers,
+    transferMeanIntervalMs,
+    snapshots,
+    membership,
+    workers: { ...workers, closeMeanIntervalMs },
+    closes,
+    scenarios,
+  };
 }

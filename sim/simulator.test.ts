@@ -100,43 +100,47 @@ describe("network", () => {
 });
 
 describe("key-value state machine", () => {
-  const at = (index: number, client: number, seq: number, input: Parameters<typeof encodeCommand>[0]["input"]) => ({
-    index,
-    term: 1,
-    type: "normal" as const,
-    data: encodeCommand({ client, seq, input }),
-  });
+  const command = (client: number, seq: number, input: Parameters<typeof encodeCommand>[0]["input"]) => encodeCommand({ client, seq, input });
 
   it("applies a retried command once and answers the retry with the first result", () => {
     const kv = new KvStore();
-    assert.deepEqual(kv.apply(at(1, 1, 1, { kind: "cas", key: "k", expected: null, value: "a" }))?.output, { kind: "cas", ok: true });
-    kv.apply(at(2, 2, 1, { kind: "put", key: "k", value: "b" }));
+    assert.deepEqual(kv.apply(command(1, 1, { kind: "cas", key: "k", expected: null, value: "a" })), { kind: "cas", ok: true });
+    kv.apply(command(2, 1, { kind: "put", key: "k", value: "b" }));
     // Client 1's retry of seq 1 must not swap again, and must report the original success.
-    assert.deepEqual(kv.apply(at(3, 1, 1, { kind: "cas", key: "k", expected: null, value: "a" }))?.output, { kind: "cas", ok: true });
-    assert.deepEqual(kv.apply(at(4, 3, 1, { kind: "get", key: "k" }))?.output, { kind: "get", value: "b" });
+    assert.deepEqual(kv.apply(command(1, 1, { kind: "cas", key: "k", expected: null, value: "a" })), { kind: "cas", ok: true });
+    assert.deepEqual(kv.apply(command(3, 1, { kind: "get", key: "k" })), { kind: "get", value: "b" });
   });
 
   it("ignores a command superseded by a later one from the same client", () => {
     const kv = new KvStore();
-    kv.apply(at(1, 1, 2, { kind: "put", key: "k", value: "new" }));
-    assert.equal(kv.apply(at(2, 1, 1, { kind: "put", key: "k", value: "old" })), null);
+    kv.apply(command(1, 2, { kind: "put", key: "k", value: "new" }));
+    assert.equal(kv.apply(command(1, 1, { kind: "put", key: "k", value: "old" })), null);
     assert.equal(kv.fingerprint(), "k=new");
+  });
+
+  it("restores what it snapshotted", () => {
+    const kv = new KvStore();
+    kv.apply(command(1, 1, { kind: "put", key: "a", value: "1" }));
+    const copy = new KvStore();
+    copy.restore(kv.snapshot());
+    assert.equal(copy.fingerprint(), "a=1");
+    assert.deepEqual(copy.apply(command(1, 1, { kind: "put", key: "a", value: "1" })), { kind: "put" }, "sessions survive the snapshot");
   });
 });
 
 describe("runs", () => {
-  it("gives the same trace hash for the same seed, and another for another seed", () => {
-    const a = runSimulation(5, { overrides: { safetyTicks: 400 } });
-    const b = runSimulation(5, { overrides: { safetyTicks: 400 } });
-    const c = runSimulation(6, { overrides: { safetyTicks: 400 } });
+  it("gives the same trace hash for the same seed, and another for another seed", async () => {
+    const a = await runSimulation(5, { overrides: { safetyTicks: 400 } });
+    const b = await runSimulation(5, { overrides: { safetyTicks: 400 } });
+    const c = await runSimulation(6, { overrides: { safetyTicks: 400 } });
     assert.equal(a.traceHash, b.traceHash);
     assert.notEqual(a.traceHash, c.traceHash);
     assert.deepEqual(a.stats.events, b.stats.events);
   });
 
-  it("applies an explicit fault schedule and recovers from it", () => {
+  it("applies an explicit fault schedule and recovers from it", async () => {
     const options = drawOptions(9, { members: 5, safetyTicks: 600 });
-    const result = runSimulation(9, {
+    const result = await runSimulation(9, {
       options,
       schedule: [
         { atMs: 1000, kind: "cut", links: [["n1", "n2"], ["n2", "n1"], ["n1", "n3"], ["n3", "n1"]] },
@@ -153,16 +157,16 @@ describe("runs", () => {
     assert.ok(result.stats.commits > 0);
   });
 
-  it("asks leaders to transfer leadership when the seed draws it, and stays safe", () => {
+  it("asks leaders to transfer leadership when the seed draws it, and stays safe", async () => {
     const options = { ...drawOptions(3, { safetyTicks: 800 }), transferMeanIntervalMs: 300 };
-    const result = runSimulation(3, { options });
+    const result = await runSimulation(3, { options });
     assert.deepEqual(result.violations, []);
     assert.ok(result.stats.leaderTransfers > 3, `${result.stats.leaderTransfers} transfers`);
     assert.ok(result.stats.elections > 3, "transfers lead to new terms");
   });
 
-  it("records every client operation with its invocation and response in true time", () => {
-    const result = runSimulation(3, { overrides: { safetyTicks: 500 } });
+  it("records every client operation with its invocation and response in true time", async () => {
+    const result = await runSimulation(3, { overrides: { safetyTicks: 500, workers: false } });
     assert.ok(result.history.length > 0);
     for (const op of result.history) {
       if (op.returnedUs !== null) assert.ok(op.returnedUs >= op.invokedUs);

@@ -8,9 +8,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { freePorts } from "../../bench/ports.ts";
+import { freePorts } from "../../lib/free-ports.ts";
 
-const BIN = fileURLToPath(new URL("../../lib/bin.mjs", import.meta.url));
+const BIN = fileURLToPath(new URL("../../cli/bin.mjs", import.meta.url));
 
 /** How long a member may take to start and answer `/status`. */
 export const START_TIMEOUT_MS = 20_000;

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { encodePlain } from "../../lib/codec/codec.ts";
 import { CodecError } from "../../lib/errors.ts";
-import { createNode } from "../../lib/host/node.ts";
+import { createNode } from "../../lib/index.ts";
 import { MemoryStorage } from "../../lib/storage/memory.ts";
 import { MemoryNetwork } from "../../transports/memory/memory.ts";
 import { BODY_BYTES_MAX, startKvService, splitHostPort } from "./service.ts";

@@ -9,9 +9,7 @@
  * WAL closes. A second signal exits at once.
  */
 import { parseArgs } from "node:util";
-import { ConfigError } from "../../lib/errors.ts";
-import { createNode, type OrreryNode } from "../../lib/host/node.ts";
-import { jsonLogger, type Logger, type LogLevel } from "../../lib/logger.ts";
+import { ConfigError, createNode, jsonLogger, type Logger, type LogLevel, type OrreryNode } from "../../lib/index.ts";
 import { FileStorage } from "../../lib/storage/file.ts";
 import { createHttpTransport } from "../../transports/http/http.ts";
 import { createTcpTransport } from "../../transports/tcp/tcp.ts";

@@ -10,9 +10,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { freePorts } from "../../bench/ports.ts";
+import { freePorts } from "../../lib/free-ports.ts";
 
-const BIN = fileURLToPath(new URL("../../lib/bin.mjs", import.meta.url));
+const BIN = fileURLToPath(new URL("../../cli/bin.mjs", import.meta.url));
 
 /** How long a process may take to start (members: ready gateway; workers: joined). */
 export const PROCESS_START_MS_MAX = 30_000;

@@ -9,11 +9,16 @@
  * SIGINT or SIGTERM shuts it down gracefully (gateway first, then leadership handed over).
  */
 import { parseArgs } from "node:util";
-import { ConfigError } from "../../lib/errors.ts";
-import { createPlacementMember, type PlacementMember } from "../../lib/host/placement-member.ts";
-import { workerAdmission } from "../../lib/host/worker-protocol.ts";
-import { jsonLogger, type Logger, type LogLevel } from "../../lib/logger.ts";
-import { LEASE_MS_DEFAULT } from "../../lib/placement/leases.ts";
+import {
+  ConfigError,
+  createPlacementMember,
+  jsonLogger,
+  LEASE_MS_DEFAULT,
+  workerAdmission,
+  type Logger,
+  type LogLevel,
+  type PlacementMember,
+} from "../../lib/index.ts";
 import { FileStorage } from "../../lib/storage/file.ts";
 import { createHttpTransport } from "../../transports/http/http.ts";
 import { createTcpTransport } from "../../transports/tcp/tcp.ts";

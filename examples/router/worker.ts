@@ -10,9 +10,9 @@
  * SIGINT or SIGTERM leaves gracefully: its databases move to other workers, then it exits.
  */
 import { parseArgs } from "node:util";
-import { createWorker, type OrreryWorker } from "../../lib/host/worker.ts";
-import { jsonLogger, type Logger, type LogLevel } from "../../lib/logger.ts";
-import { LEASE_MS_DEFAULT } from "../../lib/placement/leases.ts";
+import { createWorker, jsonLogger, LEASE_MS_DEFAULT, workerPeerId, type Logger, type LogLevel, type OrreryWorker } from "../../lib/index.ts";
+import { createHttpTransport } from "../../transports/http/http.ts";
+import { createTcpTransport } from "../../transports/tcp/tcp.ts";
 import { CONNECTION_OPTIONS, connectionArgs, parseList, positiveInteger, required, untilSignal, type TlsFiles } from "../cli.ts";
 import { FencedDatabases } from "./databases.ts";
 
@@ -88,15 +88,23 @@ export function parseRouterWorkerArgs(args: readonly string[]): RouterWorkerArgs
 /** Starts a router worker from parsed arguments: the databases, then the worker. */
 export async function startRouterWorker(args: RouterWorkerArgs, logger: Logger): Promise<{ worker: OrreryWorker; databases: FencedDatabases }> {
   const databases = new FencedDatabases({ dir: args.dir, logger });
+  const common = {
+    id: workerPeerId(args.id),
+    clusterId: args.cluster,
+    peers: args.members,
+    logger,
+    ...(args.secret === undefined ? {} : { secret: args.secret }),
+    ...(args.tls === undefined ? {} : { tls: args.tls }),
+  };
+  // A worker dials members (TCP) or gives them its own address with each request (HTTP).
+  const transport =
+    args.transport === "http"
+      ? createHttpTransport({ ...common, listen: "127.0.0.1:0" })
+      : createTcpTransport({ ...common, listen: "127.0.0.1:0", dialAlways: true });
   const worker = await createWorker({
     id: args.id,
-    cluster: {
-      id: args.cluster,
-      members: args.members,
-      transport: args.transport,
-      ...(args.secret === undefined ? {} : { secret: args.secret }),
-      ...(args.tls === undefined ? {} : { tls: args.tls }),
-    },
+    members: args.members,
+    transport,
     listen: args.listen,
     capacity: args.capacity,
     zone: args.zone,

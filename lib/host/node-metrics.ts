@@ -4,7 +4,7 @@
  */
 import type { RaftStatus } from "../raft/raw-node.ts";
 import type { NodeId } from "../raft/messages.ts";
-import type { TransportStats } from "../../transports/transport.ts";
+import type { TransportStats } from "../ports/transport.ts";
 import { MetricsRegistry, type Counter, type Gauge, type Histogram } from "./metrics.ts";
 
 /** The host's metrics for one member. */

@@ -1,20 +1,15 @@
+/**
+ * `createNode` in simulated time: the real host on the simulator's clocks, network and disks (see
+ * sim/harness.ts), so that elections, timeouts and handovers are exact and a busy machine cannot
+ * change the outcome. The Node runtime (real clock, file WAL, sockets) is tested in
+ * lib/runtime/node.test.ts.
+ */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { after, describe, it } from "node:test";
-import {
-  ClosedError,
-  ConfigError,
-  NotLeaderError,
-  ProposalDroppedError,
-  StorageError,
-  TimeoutError,
-} from "../errors.ts";
-import { FileStorage } from "../storage/file.ts";
-import { MemoryStorage } from "../storage/memory.ts";
-import type { Storage } from "../storage/storage.ts";
-import { MemoryNetwork } from "../../transports/memory/memory.ts";
+import { describe, it } from "node:test";
+import { SimHarness } from "../../sim/harness.ts";
+import { ClosedError, ConfigError, NotLeaderError, ProposalDroppedError, StorageError, TimeoutError } from "../errors.ts";
+import { sleep } from "../ports/clock.ts";
+import type { Storage } from "../ports/storage.ts";
 import { createNode, type OrreryNode } from "./node.ts";
 import type { NodeOptions, StateMachine } from "./options.ts";
 
@@ -34,39 +29,49 @@ class ListMachine implements StateMachine<number> {
 }
 
 const text = (s: string) => new TextEncoder().encode(s);
-const FAST = { tickMs: 5, raft: { electionTicks: 10, heartbeatTicks: 1 } } as const;
+
+/** Ticks of 10 ms, election timeouts of 100–200 ms, heartbeats every 10 ms. */
+const FAST = { tickMs: 10, raft: { electionTicks: 10, heartbeatTicks: 1 } } as const;
 
 interface Member {
   node: OrreryNode<number>;
   machine: ListMachine;
-  storage: Storage;
 }
 
+/** Members of one cluster in one simulated world. */
 class Cluster {
-  readonly network = new MemoryNetwork();
+  readonly world: SimHarness;
   readonly members = new Map<string, Member>();
   readonly addresses: Record<string, string>;
 
-  constructor(readonly ids: string[]) {
+  constructor(
+    readonly ids: string[],
+    seed = 1,
+  ) {
+    this.world = new SimHarness({ seed });
     this.addresses = Object.fromEntries(ids.map((id) => [id, id]));
   }
 
   async start(extra: Partial<NodeOptions<number>> = {}): Promise<void> {
-    for (const id of this.ids) await this.startMember(id, new MemoryStorage(), extra);
+    for (const id of this.ids) await this.startMember(id, extra);
   }
 
-  async startMember(id: string, storage: Storage, extra: Partial<NodeOptions<number>> = {}): Promise<Member> {
+  async startMember(id: string, extra: Partial<NodeOptions<number>> = {}, storage?: Storage): Promise<Member> {
     const machine = new ListMachine();
-    const node = await createNode<number>({
-      id,
-      members: this.addresses,
-      transport: this.network.transport({ id }),
-      storage,
-      stateMachine: machine,
-      ...FAST,
-      ...extra,
-    });
-    const member = { node, machine, storage };
+    const node = await this.world.settle(
+      createNode<number>({
+        id,
+        members: this.addresses,
+        ...this.world.ports(id),
+        storage: storage ?? this.world.storage(id),
+        stateMachine: machine,
+        ...FAST,
+        ...extra,
+      }),
+      1_000,
+      `${id} starting`,
+    );
+    const member = { node, machine };
     this.members.set(id, member);
     return member;
   }
@@ -77,251 +82,329 @@ class Cluster {
     return m;
   }
 
-  async leader(): Promise<Member> {
-    const deadline = Date.now() + 5000;
-    while (Date.now() < deadline) {
-      for (const m of this.members.values()) {
-        const s = m.node.status();
-        if (s.role === "leader" && !s.closed) return m;
-      }
-      await sleep(5);
-    }
-    throw new Error("no leader within 5 s");
+  /** Runs until a member leads that every other running member follows. */
+  async leader(withinMs = 5_000): Promise<Member> {
+    let found: Member | undefined;
+    await this.world.until(() => {
+      const running = [...this.members.values()].filter((m) => !m.node.status().closed);
+      found = running.find((m) => m.node.status().role === "leader");
+      return found !== undefined && running.every((m) => m.node.status().leader === found?.node.id);
+    }, withinMs, "a leader every member knows");
+    return found as Member;
   }
 
   async follower(): Promise<Member> {
     const leader = await this.leader();
-    await leader.node.propose(text("barrier"));
-    for (const m of this.members.values()) {
-      const s = m.node.status();
-      if (m !== leader && !s.closed && s.leader === leader.node.id) return m;
-    }
-    throw new Error("no follower that knows the leader");
+    return [...this.members.values()].find((m) => m !== leader && !m.node.status().closed) as Member;
   }
 
+  /** Runs the world until `promise` settles (within `withinMs` of simulated time). */
+  settle<T>(promise: Promise<T>, withinMs = 5_000): Promise<T> {
+    return this.world.settle(promise, withinMs);
+  }
+
+  /** Closes every member and the world, whatever state they are in. */
   async close(): Promise<void> {
-    await Promise.all([...this.members.values()].map((m) => m.node.close()));
+    try {
+      await this.world.settle(Promise.allSettled([...this.members.values()].map((m) => m.node.close())), 30_000, "closing");
+    } finally {
+      this.world.close();
+    }
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function eventually(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
+/** Runs `body` on a fresh cluster of `ids`, closing it whatever happens. */
+async function withCluster(ids: string[], body: (cluster: Cluster) => Promise<void>, seed = 1): Promise<void> {
+  const cluster = new Cluster(ids, seed);
+  try {
+    await body(cluster);
+  } finally {
+    await cluster.close();
   }
 }
 
 describe("createNode", () => {
-  it("elects a leader and applies a proposal on every member, resolving with apply()'s result", async () => {
-    const cluster = new Cluster(["n1", "n2", "n3"]);
-    await cluster.start();
-    const leader = await cluster.leader();
-    const results = await Promise.all([1, 2, 3, 4, 5].map((i) => leader.node.propose(text(`v${i}`))));
-    assert.deepEqual([...results].sort(), [1, 2, 3, 4, 5]);
-    await eventually(() => [...cluster.members.values()].every((m) => m.machine.items.length === 5), "apply");
-    const lists = [...cluster.members.values()].map((m) => m.machine.items.join(","));
-    assert.equal(new Set(lists).size, 1);
-    await cluster.close();
-  });
+  it("elects a leader and applies a proposal on every member, resolving with apply()'s result", () =>
+    withCluster(["n1", "n2", "n3"], async (cluster) => {
+      await cluster.start();
+      const leader = await cluster.leader();
+      const results = await cluster.settle(Promise.all([1, 2, 3, 4, 5].map((i) => leader.node.propose(text(`v${i}`)))));
+      assert.deepEqual([...results].sort(), [1, 2, 3, 4, 5]);
+      await cluster.world.until(() => [...cluster.members.values()].every((m) => m.machine.items.length === 5), 1_000, "every member applied");
+      const lists = [...cluster.members.values()].map((m) => m.machine.items.join(","));
+      assert.equal(new Set(lists).size, 1);
+    }));
 
-  it("forwards a follower's proposal to the leader and resolves once applied on the follower", async () => {
-    const cluster = new Cluster(["n1", "n2", "n3"]);
-    await cluster.start();
-    const follower = await cluster.follower();
-    const length = await follower.node.propose(text("from-follower"));
-    assert.equal(follower.machine.items[length - 1], "from-follower");
-    await cluster.close();
-  });
+  it("forwards a follower's proposal to the leader and resolves once applied on the follower", () =>
+    withCluster(["n1", "n2", "n3"], async (cluster) => {
+      await cluster.start();
+      const follower = await cluster.follower();
+      const length = await cluster.settle(follower.node.propose(text("from-follower")));
+      assert.equal(follower.machine.items[length - 1], "from-follower", "applied on the follower when it resolved");
+    }));
 
-  it("refuses a follower's proposal with the leader's id and address when forwarding is off", async () => {
-    const cluster = new Cluster(["n1", "n2", "n3"]);
-    await cluster.start({ forwardProposals: false });
-    const follower = await cluster.follower();
-    const leader = await cluster.leader();
-    await assert.rejects(follower.node.propose(text("x")), (error: unknown) => {
-      assert.ok(NotLeaderError.is(error));
-      assert.equal(error.leaderHint, leader.node.id);
-      assert.equal(error.leaderAddress, cluster.addresses[leader.node.id]);
-      return true;
-    });
-    await cluster.close();
-  });
+  it("holds a follower's proposal while no leader is known, and forwards it once one is", () =>
+    withCluster(["n1", "n2", "n3"], async (cluster) => {
+      await cluster.start();
+      const leader = await cluster.leader();
+      const follower = await cluster.follower();
+      // Cut the follower off until it forgets the leader, then propose there and heal.
+      for (const id of cluster.ids) if (id !== follower.node.id) cluster.world.cut(follower.node.id, id);
+      await cluster.world.until(() => follower.node.status().leader === null, 2_000, "the follower forgets the leader");
+      const held = follower.node.propose(text("held"), { timeoutMs: 3_000 });
+      await cluster.world.advance(200);
+      cluster.world.heal();
+      const length = await cluster.settle(held);
+      assert.equal(follower.machine.items[length - 1], "held");
+      assert.ok(leader.machine.items.includes("held") || (await cluster.leader()).machine.items.includes("held"));
+    }));
 
-  it("serves linearizable reads on a follower that see every write acknowledged before", async () => {
-    const cluster = new Cluster(["n1", "n2", "n3"]);
-    await cluster.start();
-    const leader = await cluster.leader();
-    const follower = await cluster.follower();
-    for (let i = 0; i < 20; i += 1) {
-      const n = await leader.node.propose(text(`w${i}`));
-      const seen = await follower.node.read(() => follower.machine.items.length);
-      assert.ok(seen >= n, `read saw ${seen} items after a write acknowledged at ${n}`);
-    }
-    await cluster.close();
-  });
+  it("refuses a follower's proposal with the leader's id and address when forwarding is off", () =>
+    withCluster(["n1", "n2", "n3"], async (cluster) => {
+      await cluster.start({ forwardProposals: false });
+      const follower = await cluster.follower();
+      const leader = await cluster.leader();
+      await assert.rejects(cluster.settle(follower.node.propose(text("x"))), (error: unknown) => {
+        assert.ok(NotLeaderError.is(error));
+        assert.equal(error.leaderHint, leader.node.id);
+        assert.equal(error.leaderAddress, cluster.addresses[leader.node.id]);
+        return true;
+      });
+    }));
 
-  it("times out a proposal on a leader cut off from its followers", async () => {
-    const cluster = new Cluster(["n1", "n2", "n3"]);
-    await cluster.start({ raft: { electionTicks: 10, heartbeatTicks: 1, checkQuorum: false }, closeTransferMs: 100 });
-    const leader = await cluster.leader();
-    for (const id of cluster.ids) if (id !== leader.node.id) cluster.network.cut(leader.node.id, id);
-    await assert.rejects(leader.node.propose(text("lost"), { timeoutMs: 100 }), (e: unknown) => TimeoutError.is(e));
-    cluster.network.heal();
-    await cluster.close();
-  });
+  it("serves linearizable reads on a follower that see every write acknowledged before", () =>
+    withCluster(["n1", "n2", "n3"], async (cluster) => {
+      await cluster.start();
+      const leader = await cluster.leader();
+      const follower = await cluster.follower();
+      for (let i = 0; i < 20; i += 1) {
+        const n = await cluster.settle(leader.node.propose(text(`w${i}`)));
+        const seen = await cluster.settle(follower.node.read(() => follower.machine.items.length));
+        assert.ok(seen >= n, `read saw ${seen} items after a write acknowledged at ${n}`);
+      }
+    }));
 
-  it("rejects with ORRERY_DROPPED a proposal whose entry another leader replaced", async () => {
-    const cluster = new Cluster(["n1", "n2", "n3"]);
-    await cluster.start({ proposalTimeoutMs: 10_000 });
-    const old = await cluster.leader();
-    for (const id of cluster.ids) if (id !== old.node.id) cluster.network.cut(old.node.id, id);
-    const doomed = old.node.propose(text("doomed"));
-    doomed.catch(() => {});
-    let fresh: Member | undefined;
-    await eventually(() => {
-      fresh = [...cluster.members.values()].find((m) => m !== old && m.node.status().role === "leader");
-      return fresh !== undefined;
-    }, "a new leader");
-    await (fresh as Member).node.propose(text("winner"));
-    cluster.network.heal();
-    await assert.rejects(doomed, (e: unknown) => ProposalDroppedError.is(e) && e.reason === "leader-change");
-    await cluster.close();
-  });
+  it("times out a proposal on a leader cut off from its followers, naming the call's own timeout", () =>
+    withCluster(["n1", "n2", "n3"], async (cluster) => {
+      await cluster.start({ raft: { electionTicks: 10, heartbeatTicks: 1, checkQuorum: false }, closeTransferMs: 100 });
+      const leader = await cluster.leader();
+      for (const id of cluster.ids) if (id !== leader.node.id) cluster.world.cut(leader.node.id, id);
+      const started = cluster.world.nowMs;
+      await assert.rejects(cluster.settle(leader.node.propose(text("lost"), { timeoutMs: 100 })), (e: unknown) => {
+        assert.ok(TimeoutError.is(e));
+        assert.match(e.message, /100 ms/);
+        return true;
+      });
+      const took = cluster.world.nowMs - started;
+      assert.ok(took >= 100 && took <= 100 + 2 * FAST.tickMs + 1, `rejected after ${took} ms`);
+      cluster.world.heal();
+    }));
 
-  it("hands leadership over on close(), and the others keep committing", async () => {
-    const cluster = new Cluster(["n1", "n2", "n3"]);
-    await cluster.start();
-    const leader = await cluster.leader();
-    await leader.node.propose(text("before"));
-    await leader.node.close();
-    await assert.rejects(leader.node.propose(text("after close")), (e: unknown) => ClosedError.is(e));
-    const next = await cluster.leader();
-    assert.notEqual(next.node.id, leader.node.id);
-    assert.ok((await next.node.propose(text("after"))) >= 2);
-    await cluster.close();
-  });
+  it("times out each proposal at its own deadline, a shorter one after longer ones included", () =>
+    withCluster(["n1", "n2", "n3"], async (cluster) => {
+      await cluster.start({ raft: { electionTicks: 10, heartbeatTicks: 1, checkQuorum: false } });
+      const leader = await cluster.leader();
+      for (const id of cluster.ids) if (id !== leader.node.id) cluster.world.cut(leader.node.id, id);
+      const started = cluster.world.nowMs;
+      const settledAt = new Map<number, number>();
+      const calls = [5_000, 4_000, 1_000, 3_000].map((timeoutMs) =>
+        leader.node.propose(text(`t${timeoutMs}`), { timeoutMs }).catch((error: unknown) => {
+          assert.ok(TimeoutError.is(error));
+          assert.match(error.message, new RegExp(`${timeoutMs} ms`), "the error names the call's own timeout");
+          settledAt.set(timeoutMs, cluster.world.nowMs - started);
+        }),
+      );
+      await cluster.settle(Promise.all(calls), 6_000);
+      for (const [timeoutMs, at] of settledAt) {
+        assert.ok(at >= timeoutMs && at <= timeoutMs + 2 * FAST.tickMs + 1, `the ${timeoutMs} ms proposal settled after ${at} ms`);
+      }
+      assert.equal(settledAt.size, 4);
+    }));
 
-  it("restarts from its file WAL and catches up", async (t) => {
-    const dir = mkdtempSync(join(tmpdir(), "orrery-node-"));
-    t.after(() => rmSync(dir, { recursive: true, force: true }));
-    const cluster = new Cluster(["n1", "n2", "n3"]);
-    for (const id of cluster.ids) await cluster.startMember(id, await FileStorage.open(join(dir, id)));
-    const leader = await cluster.leader();
-    for (let i = 0; i < 10; i += 1) await leader.node.propose(text(`a${i}`));
-    const victim = [...cluster.members.values()].find((m) => m !== leader) as Member;
-    await victim.node.close();
-    for (let i = 0; i < 10; i += 1) await leader.node.propose(text(`b${i}`));
-    const back = await cluster.startMember(victim.node.id, await FileStorage.open(join(dir, victim.node.id)));
-    await eventually(() => back.machine.items.length === leader.machine.items.length, "catch-up");
-    assert.deepEqual(back.machine.items, leader.machine.items);
-    await cluster.close();
-  });
+  it("times out each read at its own deadline", () =>
+    withCluster(["n1", "n2", "n3"], async (cluster) => {
+      await cluster.start({ raft: { electionTicks: 10, heartbeatTicks: 1, checkQuorum: false } });
+      const leader = await cluster.leader();
+      for (const id of cluster.ids) if (id !== leader.node.id) cluster.world.cut(leader.node.id, id);
+      const started = cluster.world.nowMs;
+      const settledAt = new Map<number, number>();
+      const reads = [3_000, 500].map((timeoutMs) =>
+        leader.node.read(() => 0, { timeoutMs }).catch((error: unknown) => {
+          assert.ok(TimeoutError.is(error));
+          assert.match(error.message, new RegExp(`${timeoutMs} ms`));
+          settledAt.set(timeoutMs, cluster.world.nowMs - started);
+        }),
+      );
+      await cluster.settle(Promise.all(reads), 4_000);
+      assert.ok((settledAt.get(500) ?? Infinity) <= 500 + 2 * FAST.tickMs + 1, `the 500 ms read settled after ${settledAt.get(500)} ms`);
+      assert.ok((settledAt.get(3_000) ?? 0) >= 3_000);
+    }));
 
-  it("adds a joining member that catches up through a snapshot, then removes a member", async () => {
-    const cluster = new Cluster(["n1", "n2", "n3"]);
-    await cluster.start({ snapshotEntries: 16 });
-    const leader = await cluster.leader();
-    for (let i = 0; i < 60; i += 1) await leader.node.propose(text(`s${i}`));
-    assert.ok(leader.node.status().snapshotIndex > 0, "the leader compacted its log");
-    const joiner = await cluster.startMember("n4", new MemoryStorage(), { join: true, members: { ...cluster.addresses, n4: "n4" } });
-    await leader.node.addMember("n4", "n4");
-    await eventually(() => joiner.machine.items.length === leader.machine.items.length, "n4 catches up");
-    assert.ok(joiner.node.status().counters.snapshotsInstalled >= 1);
-    assert.deepEqual(joiner.node.status().config.voters, ["n1", "n2", "n3", "n4"]);
-    const removed = cluster.ids.find((id) => id !== leader.node.id) as string;
-    await leader.node.removeMember(removed);
-    assert.ok(!leader.node.status().config.voters.includes(removed));
-    await leader.node.propose(text("after removal"));
-    await cluster.close();
-  });
+  it("rejects with ORRERY_DROPPED a proposal whose entry another leader replaced", () =>
+    withCluster(["n1", "n2", "n3"], async (cluster) => {
+      await cluster.start({ proposalTimeoutMs: 10_000 });
+      const old = await cluster.leader();
+      for (const id of cluster.ids) if (id !== old.node.id) cluster.world.cut(old.node.id, id);
+      const doomed = old.node.propose(text("doomed"));
+      doomed.catch(() => {});
+      let fresh: Member | undefined;
+      await cluster.world.until(() => {
+        fresh = [...cluster.members.values()].find((m) => m !== old && m.node.status().role === "leader");
+        return fresh !== undefined;
+      }, 5_000, "a new leader");
+      await cluster.settle((fresh as Member).node.propose(text("winner")));
+      cluster.world.heal();
+      await assert.rejects(cluster.settle(doomed), (e: unknown) => ProposalDroppedError.is(e) && e.reason === "leader-change");
+    }));
 
-  it("exports Prometheus metrics", async () => {
-    const cluster = new Cluster(["n1"]);
-    await cluster.start();
-    const only = await cluster.leader();
-    await only.node.propose(text("x"));
-    const metrics = only.node.metrics();
-    for (const name of [
-      "orrery_raft_term",
-      "orrery_raft_commit_index",
-      "orrery_raft_apply_lag",
-      "orrery_storage_append_seconds_bucket",
-      "orrery_proposals_total",
-    ]) {
-      assert.match(metrics, new RegExp(`^${name}\\{`, "m"), name);
-    }
-    assert.match(metrics, /^orrery_raft_is_leader\{node="n1"\} 1$/m);
-    await cluster.close();
-  });
+  it("hands leadership over on close(), and the others keep committing", () =>
+    withCluster(["n1", "n2", "n3"], async (cluster) => {
+      await cluster.start();
+      const leader = await cluster.leader();
+      await cluster.settle(leader.node.propose(text("before")));
+      await cluster.settle(leader.node.close());
+      await assert.rejects(leader.node.propose(text("after close")), (e: unknown) => ClosedError.is(e));
+      const next = await cluster.leader();
+      assert.notEqual(next.node.id, leader.node.id);
+      assert.ok((await cluster.settle(next.node.propose(text("after")))) >= 2);
+    }));
 
-  it("stops with the storage's error when a persist fails, rejecting what is pending", async () => {
-    const storage = new MemoryStorage();
-    let failing = false;
-    const broken: Storage = {
-      load: () => storage.load(),
-      append: (batch) => {
-        if (failing) throw new StorageError("io", "disk on fire");
-        return storage.append(batch);
-      },
-      saveSnapshot: (s) => storage.saveSnapshot(s),
-      close: () => storage.close(),
-    };
-    const cluster = new Cluster(["n1"]);
-    const member = await cluster.startMember("n1", broken);
-    await cluster.leader();
-    failing = true;
-    await assert.rejects(member.node.propose(text("x")), (e: unknown) => StorageError.is(e));
-    assert.match(member.node.status().failure ?? "", /disk on fire/);
-    await member.node.close();
-  });
+  it("fails no write forwarded by a follower while the leader hands over on close()", () =>
+    withCluster(["n1", "n2", "n3"], async (cluster) => {
+      await cluster.start();
+      const leader = await cluster.leader();
+      const followers = [...cluster.members.values()].filter((m) => m !== leader);
+      const failures: string[] = [];
+      let acknowledged = 0;
+      let stop = false;
+      const writers = followers.map(async (follower, f) => {
+        for (let i = 0; !stop; i += 1) {
+          try {
+            await follower.node.propose(text(`f${f}-${i}`), { timeoutMs: 2_000 });
+            acknowledged += 1;
+          } catch (error) {
+            failures.push(`${follower.node.id}: ${error instanceof Error ? error.message : String(error)}`);
+            // Never retry without letting simulated time pass.
+            await sleep(cluster.world.clock(follower.node.id), 5);
+          }
+        }
+      });
+      await cluster.world.advance(50);
+      const closing = leader.node.close();
+      await cluster.settle(closing);
+      await cluster.world.advance(200);
+      stop = true;
+      await cluster.settle(Promise.all(writers), 5_000);
+      assert.deepEqual(failures, [], "no forwarded write failed during the handover");
+      assert.ok(acknowledged > 20, `writes went on through the handover (${acknowledged})`);
+    }));
 
-  it("refuses bad options with a ConfigError naming the field", async () => {
-    const network = new MemoryNetwork();
-    const base = {
-      id: "n1",
-      members: { n1: "n1" },
-      transport: network.transport({ id: "n1" }),
-      storage: new MemoryStorage(),
-      stateMachine: new ListMachine(),
-    };
-    await assert.rejects(createNode({ ...base, tickMs: 0 }), (e: unknown) => ConfigError.is(e) && e.field === "tickMs");
-    await assert.rejects(createNode({ ...base, members: { n2: "n2" } }), (e: unknown) => ConfigError.is(e) && e.field === "members");
-    await assert.rejects(
-      createNode({ ...base, raft: { heartbeatTicks: 50 } }),
-      (e: unknown) => ConfigError.is(e) && e.field === "heartbeatTicks",
-    );
-  });
-});
+  it("restarts from its disk after a crash, losing nothing acknowledged, and catches up", () =>
+    withCluster(["n1", "n2", "n3"], async (cluster) => {
+      await cluster.start();
+      const leader = await cluster.leader();
+      for (let i = 0; i < 10; i += 1) await cluster.settle(leader.node.propose(text(`a${i}`)));
+      const victim = [...cluster.members.values()].find((m) => m !== leader) as Member;
+      cluster.world.crash(victim.node.id);
+      for (let i = 0; i < 10; i += 1) await cluster.settle(leader.node.propose(text(`b${i}`)));
+      const back = await cluster.startMember(victim.node.id);
+      await cluster.world.until(() => back.machine.items.length === leader.machine.items.length, 2_000, "catch-up");
+      assert.deepEqual(back.machine.items, leader.machine.items);
+    }));
 
-after(() => {
-  // Nothing global to release; the clusters close themselves.
+  it("adds a joining member that catches up through a snapshot, then removes a member", () =>
+    withCluster(["n1", "n2", "n3"], async (cluster) => {
+      await cluster.start({ snapshotEntries: 16 });
+      const leader = await cluster.leader();
+      for (let i = 0; i < 60; i += 1) await cluster.settle(leader.node.propose(text(`s${i}`)));
+      assert.ok(leader.node.status().snapshotIndex > 0, "the leader compacted its log");
+      const joiner = await cluster.startMember("n4", { join: true, members: { ...cluster.addresses, n4: "n4" } });
+      await cluster.settle(leader.node.addMember("n4", "n4"));
+      await cluster.world.until(() => joiner.machine.items.length === leader.machine.items.length, 2_000, "n4 catches up");
+      assert.ok(joiner.node.status().counters.snapshotsInstalled >= 1);
+      assert.deepEqual(joiner.node.status().config.voters, ["n1", "n2", "n3", "n4"]);
+      const removed = cluster.ids.find((id) => id !== leader.node.id) as string;
+      await cluster.settle(leader.node.removeMember(removed));
+      assert.ok(!leader.node.status().config.voters.includes(removed));
+      await cluster.settle(leader.node.propose(text("after removal")));
+    }));
+
+  it("changes several members at once by joint consensus", () =>
+    withCluster(["n1", "n2", "n3"], async (cluster) => {
+      await cluster.start();
+      const leader = await cluster.leader();
+      const joiner = await cluster.startMember("n4", { join: true, members: { ...cluster.addresses, n4: "n4" } });
+      await cluster.settle(leader.node.setMemberAddress("n4", "n4"));
+      const removed = cluster.ids.find((id) => id !== leader.node.id) as string;
+      await cluster.settle(leader.node.changeMembership([{ kind: "addVoter", id: "n4" }, { kind: "remove", id: removed }]));
+      const voters = leader.node.status().config.voters;
+      assert.ok(voters.includes("n4") && !voters.includes(removed), voters.join(","));
+      await cluster.settle(leader.node.propose(text("after")));
+      await cluster.world.until(() => joiner.machine.items.includes("after"), 1_000, "n4 applies");
+    }));
+
+  it("exports Prometheus metrics", () =>
+    withCluster(["n1"], async (cluster) => {
+      await cluster.start();
+      const only = await cluster.leader();
+      await cluster.settle(only.node.propose(text("x")));
+      const metrics = only.node.metrics();
+      for (const name of ["orrery_raft_term", "orrery_raft_commit_index", "orrery_raft_apply_lag", "orrery_storage_append_seconds_bucket", "orrery_proposals_total"]) {
+        assert.match(metrics, new RegExp(`^${name}\\{`, "m"), name);
+      }
+      assert.match(metrics, /^orrery_raft_is_leader\{node="n1"\} 1$/m);
+    }));
+
+  it("stops with the storage's error when a persist fails, rejecting what is pending", () =>
+    withCluster(["n1"], async (cluster) => {
+      const storage = cluster.world.storage("n1");
+      let failing = false;
+      const broken: Storage = {
+        load: () => storage.load(),
+        append: (batch) => {
+          if (failing) throw new StorageError("io", "disk on fire");
+          return storage.append(batch);
+        },
+        saveSnapshot: (s) => storage.saveSnapshot(s),
+        close: () => storage.close(),
+      };
+      const member = await cluster.startMember("n1", {}, broken);
+      await cluster.leader();
+      failing = true;
+      await assert.rejects(cluster.settle(member.node.propose(text("x"))), (e: unknown) => StorageError.is(e));
+      assert.match(member.node.status().failure ?? "", /disk on fire/);
+    }));
+
+  it("refuses bad options with a ConfigError naming the field", () =>
+    withCluster(["n1"], async (cluster) => {
+      const base = { id: "n1", members: { n1: "n1" }, ...cluster.world.ports("n1"), storage: cluster.world.storage("n1"), stateMachine: new ListMachine() };
+      await assert.rejects(createNode({ ...base, tickMs: 0 }), (e: unknown) => ConfigError.is(e) && e.field === "tickMs");
+      await assert.rejects(createNode({ ...base, members: { n2: "n2" } }), (e: unknown) => ConfigError.is(e) && e.field === "members");
+      await assert.rejects(createNode({ ...base, raft: { heartbeatTicks: 50 } }), (e: unknown) => ConfigError.is(e) && e.field === "heartbeatTicks");
+      const { clock: _clock, ...withoutClock } = base;
+      await assert.rejects(createNode(withoutClock), (e: unknown) => ConfigError.is(e) && e.field === "clock");
+    }));
 });
 
 describe("onLeadershipChange", () => {
-  it("reports elections and handovers to subscribers until they unsubscribe", async () => {
-    const cluster = new Cluster(["n1", "n2", "n3"]);
-    const seen: string[] = [];
-    await cluster.start();
-    const first = await cluster.leader();
-    const others = [...cluster.members.values()].filter((m) => m !== first);
-    const unsubscribe = (others[0] as Member).node.onLeadershipChange(({ leader, role }) => seen.push(`${role}:${leader}`));
-    let fromLeader = 0;
-    first.node.onLeadershipChange(({ role }) => {
-      if (role !== "leader") fromLeader += 1;
-    });
-    await first.node.transferLeadership((others[0] as Member).node.id);
-    await eventually(() => seen.includes(`leader:${(others[0] as Member).node.id}`), "the new leader hears of itself");
-    assert.ok(fromLeader >= 1, "the old leader heard it stepped down");
-    unsubscribe();
-    const count = seen.length;
-    await (others[0] as Member).node.transferLeadership(first.node.id);
-    await cluster.leader();
-    assert.equal(seen.length, count, "nothing after unsubscribing");
-    await cluster.close();
-  });
+  it("reports elections and handovers to subscribers until they unsubscribe", () =>
+    withCluster(["n1", "n2", "n3"], async (cluster) => {
+      const seen: string[] = [];
+      await cluster.start();
+      const first = await cluster.leader();
+      const other = [...cluster.members.values()].find((m) => m !== first) as Member;
+      const unsubscribe = other.node.onLeadershipChange(({ leader, role }) => seen.push(`${role}:${leader}`));
+      let fromLeader = 0;
+      first.node.onLeadershipChange(({ role }) => {
+        if (role !== "leader") fromLeader += 1;
+      });
+      await cluster.settle(first.node.transferLeadership(other.node.id));
+      await cluster.world.until(() => seen.includes(`leader:${other.node.id}`), 1_000, "the new leader hears of itself");
+      assert.ok(fromLeader >= 1, "the old leader heard it stepped down");
+      unsubscribe();
+      const count = seen.length;
+      await cluster.settle(other.node.transferLeadership(first.node.id));
+      await cluster.leader();
+      assert.equal(seen.length, count, "nothing after unsubscribing");
+    }));
 });

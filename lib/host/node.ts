@@ -1,24 +1,29 @@
 /**
- * `createNode`: the imperative shell around the pure Raft core (DESIGN.md §6). It ticks the core on
- * a monotonic clock, runs the Ready loop — persist, send, apply, advance — one Ready at a time (so
- * persists never overlap, and everything proposed while one fsync runs goes into the next: group
- * commit), settles proposal and read promises, forwards followers' proposals to the leader, takes
- * snapshots, and exports metrics.
+ * `createNode`: the imperative shell around the pure Raft core. It ticks the core on its clock,
+ * runs the Ready loop — persist, send, apply, advance — one Ready at a time (so persists never
+ * overlap, and everything proposed while one fsync runs goes into the next: group commit), settles
+ * proposal and read promises, forwards followers' proposals to the leader, takes snapshots, and
+ * exports metrics.
+ *
+ * It reaches time, the network and the disk only through its ports (`Clock`, `Transport`,
+ * `Storage`): production passes the Node clock and real adapters, the simulator its own, and the
+ * same code runs in both.
  *
  * ```ts
- * const node = await createNode({ id: "n1", members, transport, storage, stateMachine });
+ * const node = await createNode({ id: "n1", members, transport, storage, stateMachine, clock, random });
  * const result = await node.propose(command);   // resolves once applied, with apply()'s result
  * const value = await node.read(() => store.get("k")); // linearizable
  * await node.close();                            // hands leadership over first
  * ```
  */
-import { CodecError, ClosedError, type DropReason, NotLeaderError, OrreryError, ProposalDroppedError, TimeoutError } from "../errors.ts";
+import { CodecError, ClosedError, ConfigError, type DropReason, NotLeaderError, OrreryError, ProposalDroppedError, TimeoutError } from "../errors.ts";
 import { silentLogger, type Logger } from "../logger.ts";
-import { isJoint } from "../raft/conf.ts";
+import type { Cancel, Clock } from "../ports/clock.ts";
+import type { Storage } from "../ports/storage.ts";
+import type { Transport } from "../ports/transport.ts";
+import { isJoint, type ConfChangeOp } from "../raft/conf.ts";
 import type { Entry, Message, NodeId, Snapshot } from "../raft/messages.ts";
 import { RaftNode, type Ready, type RaftStatus } from "../raft/raw-node.ts";
-import type { Storage } from "../storage/storage.ts";
-import type { Transport } from "../../transports/transport.ts";
 import {
   ENTRY_TAG,
   decodeHostPayload,
@@ -33,11 +38,27 @@ import {
 } from "./envelope.ts";
 import { NodeMetrics } from "./node-metrics.ts";
 import { isWorkerPeer } from "./worker-protocol.ts";
-import { NODE_DEFAULTS, resolveNodeOptions, type NodeOptions, type ResolvedNodeOptions, type StateMachine } from "./options.ts";
+import {
+  NODE_DEFAULTS,
+  resolveNodeOptions,
+  type NodeObserver,
+  type NodeOptions,
+  type ResolvedNodeOptions,
+  type StateMachine,
+} from "./options.ts";
 import { DeadlineQueue, ReadsByIndex, type PendingProposal, type PendingRead, type Settle } from "./pending.ts";
 
 /** Results of recently applied entries a follower keeps for forwarded proposals answered late. */
 export const RECENT_RESULTS_MAX = 4096;
+
+/** Ticks one timer firing may deliver after a stall. */
+export const TICKS_PER_TIMER_MAX = 100;
+
+/**
+ * How long a follower waits before it forwards again a proposal the leader refused (it was not the
+ * leader, or it was handing leadership over), unless it learns of a new leader sooner (ms).
+ */
+export const FORWARD_RETRY_MS = 20;
 
 /** What {@link OrreryNode.status} reports: the core's status and the host's. */
 export interface NodeStatus extends RaftStatus {
@@ -68,7 +89,10 @@ export interface OrreryNode<Result = unknown> {
   readonly id: NodeId;
   /**
    * Proposes `command`; resolves with the state machine's result once it is applied on this member.
-   * On a follower it is forwarded to the leader (unless `forwardProposals` is off).
+   * On a follower it is forwarded to the leader (unless `forwardProposals` is off); with no leader
+   * known it waits for one, and a forward the leader refuses because it no longer leads (or is
+   * handing leadership over) is sent again to the next leader, until the deadline. A command may be applied more than once if the network
+   * duplicates a forward: make commands idempotent (e.g. with client sessions).
    * @throws NotLeaderError (`leaderHint`, `leaderAddress`) when this member cannot take or forward it;
    * ProposalDroppedError when refused by a limit or lost to a leader change (never applied);
    * TimeoutError when the outcome is unknown after `timeoutMs`; ClosedError after `close()`.
@@ -76,7 +100,8 @@ export interface OrreryNode<Result = unknown> {
   propose(command: Uint8Array, options?: { readonly timeoutMs?: number }): Promise<Result>;
   /**
    * A linearizable read: resolves once this member's state machine reflects every write committed
-   * before the call (ReadIndex), with `query()`'s value. Works on followers too.
+   * before the call (ReadIndex), with `query()`'s value. Works on followers too; a read the old
+   * leader never confirmed is asked of the next one.
    * @throws NotLeaderError, ProposalDroppedError, TimeoutError, ClosedError
    */
   read<T>(query: () => T, options?: { readonly timeoutMs?: number }): Promise<T>;
@@ -93,6 +118,14 @@ export interface OrreryNode<Result = unknown> {
   removeMember(id: NodeId): Promise<void>;
   /** Records a member's new address in the log. @throws NotLeaderError */
   setMemberAddress(id: NodeId, address: string): Promise<void>;
+  /**
+   * Changes the membership by several operations at once, by joint consensus (the old voters and
+   * the new both decide until the change completes; a single operation may apply directly). A
+   * member added this way must have its address recorded first (`setMemberAddress`). Leader only.
+   * Resolves once the final configuration is applied here.
+   * @throws NotLeaderError, ConfChangeError, TimeoutError
+   */
+  changeMembership(ops: readonly ConfChangeOp[]): Promise<void>;
   /**
    * Hands leadership to `to` and resolves once this member no longer leads.
    * @throws NotLeaderError, InvalidRequestError, TimeoutError
@@ -134,7 +167,7 @@ export async function createNode<Result = unknown>(options: NodeOptions<Result>)
       ...options.raft,
       id: options.id,
       voters,
-      random: options.random ?? Math.random,
+      random: options.random as () => number,
     },
     restored,
   );
@@ -144,22 +177,38 @@ export async function createNode<Result = unknown>(options: NodeOptions<Result>)
   return node;
 }
 
-class Node<Result> implements OrreryNode<Result> {
+/** A proposal a follower forwarded to the leader, awaiting the leader's answer or a new leader. */
+interface Forward<R> extends Settle<R> {
+  readonly command: Uint8Array;
+  readonly deadline: number;
+  readonly timeoutMs: number;
+  /** The request id of the attempt in flight; answers to earlier attempts are ignored. */
+  attempt: number;
+  /** Refused by a member that did not (or no longer) lead: sent again at `retryAt` or to a new leader. */
+  held: boolean;
+  retryAt: number;
+}
+
+/** The member. Exported for the mutation tests, which patch its rules; use {@link createNode}. */
+export class Node<Result> implements OrreryNode<Result> {
   readonly id: NodeId;
   private readonly transport: Transport;
   private readonly storage: Storage;
   private readonly machine: StateMachine<Result>;
   private readonly logger: Logger;
+  private readonly clock: Clock;
+  private readonly observer: NodeObserver | null;
   private readonly peers = new Map<NodeId, string>();
   private readonly metricsOf: NodeMetrics;
 
-  private ticker: ReturnType<typeof setInterval> | null = null;
+  private ticker: Cancel | null = null;
   private lastTickAt = 0;
   private tickScheduled = false;
   private loopScheduled = false;
   private looping = false;
   private idleWaiters: (() => void)[] = [];
-  private leaderWaiters: Settle<NodeId>[] = [];
+  private leaderWaiters: (Settle<NodeId> & { cancel: Cancel })[] = [];
+  private readonly untilWaits = new Set<{ cancel: Cancel; reject: (error: Error) => void }>();
   private leadershipListeners: LeadershipListener[] = [];
   private failure: Error | null = null;
   private closing: Promise<void> | null = null;
@@ -168,8 +217,12 @@ class Node<Result> implements OrreryNode<Result> {
   private readonly proposals = new Map<number, PendingProposal<Result>>();
   private readonly proposalDeadlines = new DeadlineQueue<[index: number, term: number]>();
   private nextForwardId = 1;
-  private readonly forwards = new Map<number, Settle<Result>>();
+  private nextAttemptId = 1;
+  private readonly forwards = new Map<number, Forward<Result>>();
+  /** Attempt request id -> forward id. */
+  private readonly attempts = new Map<number, number>();
   private readonly forwardDeadlines = new DeadlineQueue<number>();
+  private heldForwards = 0;
   private readonly recentResults = new Map<number, { term: number; result: Result }>();
   private nextReadId = 1;
   private readonly reads = new Map<string, PendingRead>();
@@ -177,6 +230,7 @@ class Node<Result> implements OrreryNode<Result> {
   private readonly readsWaiting = new ReadsByIndex();
   private confWaits: { index: number; settle: Settle<void>; deadline: number }[] = [];
   private lastSnapshotIndex: number;
+  private knownLeader: NodeId | null = null;
   private readonly onWorkerPayload: ((from: NodeId, payload: Uint8Array) => void) | null;
 
   constructor(
@@ -189,6 +243,9 @@ class Node<Result> implements OrreryNode<Result> {
     this.storage = options.storage;
     this.machine = options.stateMachine;
     this.logger = options.logger ?? silentLogger;
+    if (options.clock === undefined) throw new ConfigError("clock", "is required");
+    this.clock = options.clock;
+    this.observer = options.observer ?? null;
     this.onWorkerPayload = options.onWorkerPayload ?? null;
     this.metricsOf = new NodeMetrics(options.id);
     for (const id of Object.keys(options.members).sort()) this.peers.set(id, options.members[id] as string);
@@ -208,8 +265,8 @@ class Node<Result> implements OrreryNode<Result> {
       onMessage: (message) => this.onMessage(message),
       onPayload: (from, payload) => this.onPayload(from, payload),
     });
-    this.lastTickAt = performance.now();
-    this.ticker = setInterval(() => this.onTimer(), this.config.tickMs);
+    this.lastTickAt = this.clock.now();
+    this.armTicker();
     this.logger.info("member started", { node: this.id, address: this.transport.address(), ...this.brief() });
     this.schedule();
   }
@@ -236,6 +293,7 @@ class Node<Result> implements OrreryNode<Result> {
       return Promise.reject(this.dropped("read-index-pending-max", `${this.config.pendingReadsMax} reads pending`));
     }
     const id = `r${this.nextReadId++}`;
+    const timeoutMs = options.timeoutMs ?? this.config.readTimeoutMs;
     return new Promise<void>((resolve, reject) => {
       try {
         this.raft.readIndex(id);
@@ -243,8 +301,8 @@ class Node<Result> implements OrreryNode<Result> {
         reject(this.withAddress(error));
         return;
       }
-      this.reads.set(id, { resolve, reject, index: null });
-      this.readDeadlines.push(id, performance.now() + (options.timeoutMs ?? this.config.readTimeoutMs));
+      this.reads.set(id, { resolve, reject, index: null, timeoutMs });
+      this.readDeadlines.push(id, this.clock.now() + timeoutMs);
       this.metricsOf.reads.inc();
       this.schedule();
     }).then(query);
@@ -252,15 +310,15 @@ class Node<Result> implements OrreryNode<Result> {
 
   async addMember(id: NodeId, address: string, options: { readonly learner?: boolean } = {}): Promise<void> {
     await this.setMemberAddress(id, address);
-    await this.changeConf({ kind: options.learner === true ? "addLearner" : "addVoter", id });
+    await this.changeMembership([{ kind: options.learner === true ? "addLearner" : "addVoter", id }]);
   }
 
   async promoteMember(id: NodeId): Promise<void> {
-    await this.changeConf({ kind: "addVoter", id });
+    await this.changeMembership([{ kind: "addVoter", id }]);
   }
 
   async removeMember(id: NodeId): Promise<void> {
-    await this.changeConf({ kind: "remove", id });
+    await this.changeMembership([{ kind: "remove", id }]);
   }
 
   async setMemberAddress(id: NodeId, address: string): Promise<void> {
@@ -288,13 +346,23 @@ class Node<Result> implements OrreryNode<Result> {
     const refusal = this.refuseWork("waitForLeader");
     if (refusal !== null) return Promise.reject(refusal);
     return new Promise<NodeId>((resolve, reject) => {
-      const settle: Settle<NodeId> = { resolve, reject };
-      this.leaderWaiters.push(settle);
-      setTimeout(() => {
-        if (!this.leaderWaiters.includes(settle)) return;
-        this.leaderWaiters = this.leaderWaiters.filter((w) => w !== settle);
+      const waiter = {
+        resolve: (id: NodeId) => {
+          waiter.cancel();
+          resolve(id);
+        },
+        reject: (error: Error) => {
+          waiter.cancel();
+          reject(error);
+        },
+        cancel: (() => {}) as Cancel,
+      };
+      waiter.cancel = this.clock.after(timeoutMs, () => {
+        if (!this.leaderWaiters.includes(waiter)) return;
+        this.leaderWaiters = this.leaderWaiters.filter((w) => w !== waiter);
         reject(new TimeoutError("waiting for a leader", timeoutMs));
-      }, timeoutMs).unref();
+      });
+      this.leaderWaiters.push(waiter);
     });
   }
 
@@ -343,58 +411,132 @@ class Node<Result> implements OrreryNode<Result> {
     }
     this.metricsOf.proposals.inc();
     this.schedule();
-    return this.awaitPosition(position.index, position.term, timeoutMs);
+    return this.awaitPosition(position.index, position.term, timeoutMs, this.clock.now() + timeoutMs);
   }
 
   /** A promise settled when the entry at `index` is applied (or found to hold another term). */
-  private awaitPosition(index: number, term: number, timeoutMs: number): Promise<Result> {
+  private awaitPosition(index: number, term: number, timeoutMs: number, deadline: number): Promise<Result> {
     return new Promise<Result>((resolve, reject) => {
       const earlier = this.proposals.get(index);
       // A new leader reusing an index means the entry once there was truncated from this log.
       if (earlier !== undefined) earlier.reject(this.dropped("leader-change", `entry ${index} was replaced`));
-      this.proposals.set(index, { term, resolve, reject });
-      this.proposalDeadlines.push([index, term], performance.now() + timeoutMs);
+      this.proposals.set(index, { term, resolve, reject, timeoutMs });
+      this.proposalDeadlines.push([index, term], deadline);
     });
   }
 
+  /**
+   * Sends a follower's proposal to the leader. With no leader known (an election, a handover in
+   * progress), or none reachable now, the proposal waits for one until its deadline, as etcd's
+   * proposals wait for a leader.
+   */
   private forward(command: Uint8Array, leader: NodeId | null, timeoutMs: number): Promise<Result> {
-    if (!this.config.forwardProposals || leader === null || leader === this.id) {
-      return Promise.reject(new NotLeaderError(leader, this.addressOf(leader)));
-    }
-    const requestId = this.nextForwardId++;
-    const sent = this.transport.sendPayload(leader, encodeHostPayload({ kind: "forward", requestId, command }));
-    if (!sent) return Promise.reject(new NotLeaderError(leader, this.addressOf(leader)));
-    this.metricsOf.forwarded.inc();
+    if (!this.config.forwardProposals) return Promise.reject(new NotLeaderError(leader, this.addressOf(leader)));
+    const id = this.nextForwardId++;
     return new Promise<Result>((resolve, reject) => {
-      this.forwards.set(requestId, { resolve, reject });
-      this.forwardDeadlines.push(requestId, performance.now() + timeoutMs);
+      const forward: Forward<Result> = {
+        resolve,
+        reject,
+        command,
+        timeoutMs,
+        deadline: this.clock.now() + timeoutMs,
+        attempt: 0,
+        held: false,
+        retryAt: 0,
+      };
+      this.forwards.set(id, forward);
+      this.forwardDeadlines.push(id, forward.deadline);
+      this.metricsOf.forwarded.inc();
+      if (leader === null || leader === this.id || !this.sendForward(id, forward, leader)) this.holdForward(forward);
     });
+  }
+
+  /** Sends (or sends again) forward `id` to `leader` under a new attempt id. */
+  private sendForward(id: number, forward: Forward<Result>, leader: NodeId): boolean {
+    this.attempts.delete(forward.attempt);
+    const requestId = this.nextAttemptId++;
+    forward.attempt = requestId;
+    this.attempts.set(requestId, id);
+    return this.transport.sendPayload(leader, encodeHostPayload({ kind: "forward", requestId, command: forward.command }));
+  }
+
+  private forgetForward(id: number, forward: Forward<Result>): void {
+    this.forwards.delete(id);
+    this.attempts.delete(forward.attempt);
+    if (forward.held) this.heldForwards -= 1;
   }
 
   private onForwardAnswer(payload: Exclude<HostPayload, { kind: "forward" }>): void {
-    const settle = this.forwards.get(payload.requestId);
-    if (settle === undefined) return; // timed out already
-    this.forwards.delete(payload.requestId);
+    const id = this.attempts.get(payload.requestId);
+    const forward = id === undefined ? undefined : this.forwards.get(id);
+    if (id === undefined || forward === undefined || forward.held) return; // timed out, or an older attempt
     if (payload.kind === "refused") {
-      settle.reject(remoteError(payload.code, payload.reason, payload.leaderHint, this.addressOf(payload.leaderHint)));
+      if (this.refusalMeansRetry(payload)) {
+        this.holdForward(forward);
+        return;
+      }
+      this.forgetForward(id, forward);
+      forward.reject(remoteError(payload.code, payload.reason, payload.leaderHint, this.addressOf(payload.leaderHint)));
       return;
     }
-    if (payload.index > this.raft.appliedIndex) {
-      const remaining = this.config.proposalTimeoutMs;
-      this.awaitPosition(payload.index, payload.term, remaining).then(settle.resolve, settle.reject);
+    this.forgetForward(id, forward);
+    this.onForwarded(forward, payload.index, payload.term);
+  }
+
+  /** The leader appended a forwarded proposal at (`index`, `term`): settle once it is applied here. */
+  private onForwarded(forward: Forward<Result>, index: number, term: number): void {
+    if (index > this.raft.appliedIndex) {
+      this.awaitPosition(index, term, forward.timeoutMs, forward.deadline).then(forward.resolve, forward.reject);
       return;
     }
-    const recent = this.recentResults.get(payload.index);
-    if (recent !== undefined && recent.term === payload.term) settle.resolve(recent.result);
-    else if (recent !== undefined) settle.reject(this.dropped("leader-change", `entry ${payload.index} was replaced`));
-    else settle.reject(new TimeoutError(`forwarded proposal ${payload.requestId} (answered after apply)`, 0));
+    const recent = this.recentResults.get(index);
+    if (recent !== undefined && recent.term === term) forward.resolve(recent.result);
+    else if (recent !== undefined) forward.reject(this.dropped("leader-change", `entry ${index} was replaced`));
+    else forward.reject(new TimeoutError(`forwarded proposal (answered after entry ${index} was applied)`, forward.timeoutMs));
+  }
+
+  /**
+   * A refusal from a member that did not lead, or was handing leadership over (a graceful close):
+   * nothing was appended, so the proposal may be sent again to the next leader.
+   */
+  private refusalMeansRetry(payload: Extract<HostPayload, { kind: "refused" }>): boolean {
+    if (!this.config.forwardProposals) return false;
+    return payload.code === "ORRERY_NOT_LEADER" || payload.code === "ORRERY_CLOSED" || payload.reason === "leadership-transfer";
+  }
+
+  private holdForward(forward: Forward<Result>): void {
+    forward.held = true;
+    forward.retryAt = this.clock.now() + FORWARD_RETRY_MS;
+    this.heldForwards += 1;
+  }
+
+  /** Sends held forwards again: to a new leader at once (`now` = null), or once their retry time came. */
+  private retryHeldForwards(now: number | null): void {
+    if (this.heldForwards === 0) return;
+    const leader = this.raft.leader;
+    if (leader === null) return;
+    for (const [id, forward] of this.forwards) {
+      if (!forward.held || (now !== null && forward.retryAt > now)) continue;
+      forward.held = false;
+      this.heldForwards -= 1;
+      if (leader === this.id) {
+        // This member leads now: propose here, settling the forward with the outcome.
+        this.forwards.delete(id);
+        this.attempts.delete(forward.attempt);
+        const remaining = forward.deadline - this.clock.now();
+        this.proposeHere(userEntry(forward.command), Math.max(1, remaining)).then(forward.resolve, forward.reject);
+        continue;
+      }
+      if (!this.sendForward(id, forward, leader)) this.holdForward(forward);
+    }
   }
 
   /** The leader's side of forwarding: propose on the follower's behalf and say where, or why not. */
   private onForwardRequest(from: NodeId, requestId: number, command: Uint8Array): void {
     let answer: HostPayload;
     try {
-      if (this.refuseWork("forward") !== null) throw new NotLeaderError(null);
+      const refusal = this.refuseWork("forward");
+      if (refusal !== null) throw ClosedError.is(refusal) ? refusal : new NotLeaderError(null);
       const { index, term } = this.raft.propose(userEntry(command));
       this.metricsOf.proposals.inc();
       answer = { kind: "forwarded", requestId, index, term };
@@ -411,18 +553,18 @@ class Node<Result> implements OrreryNode<Result> {
   // ---------------------------------------------------------------------------------------------
   // Membership.
 
-  private async changeConf(op: { kind: "addVoter" | "addLearner" | "remove"; id: NodeId }): Promise<void> {
+  async changeMembership(ops: readonly ConfChangeOp[]): Promise<void> {
     const refusal = this.refuseWork("membership change");
     if (refusal !== null) throw refusal;
     let index: number;
     try {
-      index = this.raft.proposeConfChange(op).index;
+      index = this.raft.proposeConfChange(ops).index;
     } catch (error) {
       throw this.withAddress(error);
     }
     this.schedule();
     await new Promise<void>((resolve, reject) => {
-      this.confWaits.push({ index, settle: { resolve, reject }, deadline: performance.now() + this.config.proposalTimeoutMs });
+      this.confWaits.push({ index, settle: { resolve, reject }, deadline: this.clock.now() + this.config.proposalTimeoutMs });
     });
   }
 
@@ -485,20 +627,29 @@ class Node<Result> implements OrreryNode<Result> {
     }
   }
 
+  private armTicker(): void {
+    this.ticker = this.clock.after(this.config.tickMs, () => {
+      this.ticker = null;
+      if (this.closed || this.failure !== null) return;
+      this.armTicker();
+      this.onTimer();
+    });
+  }
+
   private onTimer(): void {
-    if (this.closed || this.failure !== null || this.tickScheduled) return;
-    // Ticks are delivered after the event loop's next poll for I/O: after a stall, the messages
-    // that queued up meanwhile (followers' acknowledgements among them) are stepped before the
-    // lost time is counted, so a busy leader does not count an election timeout without a quorum
-    // it has in fact heard from.
+    if (this.tickScheduled) return;
+    // Ticks are delivered after the I/O already waiting: after a stall, the messages that queued
+    // up meanwhile (followers' acknowledgements among them) are stepped before the lost time is
+    // counted, so a busy leader does not count an election timeout without a quorum it has in
+    // fact heard from.
     this.tickScheduled = true;
-    setImmediate(() => this.deliverTicks());
+    this.clock.defer(() => this.deliverTicks());
   }
 
   private deliverTicks(): void {
     this.tickScheduled = false;
     if (this.closed || this.failure !== null) return;
-    const now = performance.now();
+    const now = this.clock.now();
     const elapsed = Math.floor((now - this.lastTickAt) / this.config.tickMs);
     // After a long stall (a paused process) many ticks are due; beyond a few election timeouts
     // the core behaves the same, so the catch-up is capped.
@@ -511,30 +662,31 @@ class Node<Result> implements OrreryNode<Result> {
       return;
     }
     this.expire(now);
+    this.retryHeldForwards(now);
     this.schedule();
   }
 
-  /** Rejects operations past their deadline. */
+  /** Rejects operations past their deadline, each with its own timeout in the error. */
   private expire(now: number): void {
     for (const [index, term] of this.proposalDeadlines.due(now)) {
       const pending = this.proposals.get(index);
       if (pending === undefined || pending.term !== term) continue;
       this.proposals.delete(index);
-      pending.reject(new TimeoutError(`proposal at ${index}`, this.config.proposalTimeoutMs));
+      pending.reject(new TimeoutError(`proposal at ${index}`, pending.timeoutMs));
       this.metricsOf.failed("ORRERY_TIMEOUT");
     }
     for (const id of this.forwardDeadlines.due(now)) {
-      const settle = this.forwards.get(id);
-      if (settle === undefined) continue;
-      this.forwards.delete(id);
-      settle.reject(new TimeoutError("forwarded proposal", this.config.proposalTimeoutMs));
+      const forward = this.forwards.get(id);
+      if (forward === undefined) continue;
+      this.forgetForward(id, forward);
+      forward.reject(new TimeoutError("forwarded proposal", forward.timeoutMs));
       this.metricsOf.failed("ORRERY_TIMEOUT");
     }
     for (const id of this.readDeadlines.due(now)) {
       const read = this.reads.get(id);
       if (read === undefined) continue;
       this.reads.delete(id);
-      read.reject(new TimeoutError("read", this.config.readTimeoutMs));
+      read.reject(new TimeoutError("read", read.timeoutMs));
       this.metricsOf.failed("ORRERY_TIMEOUT");
     }
     if (this.confWaits.length > 0) this.settleConfWaits(this.raft.status(), now);
@@ -546,7 +698,7 @@ class Node<Result> implements OrreryNode<Result> {
   private schedule(): void {
     if (this.loopScheduled || this.looping || this.closed || this.failure !== null) return;
     this.loopScheduled = true;
-    setImmediate(() => void this.runLoop());
+    this.clock.defer(() => void this.runLoop());
   }
 
   private async runLoop(): Promise<void> {
@@ -556,6 +708,7 @@ class Node<Result> implements OrreryNode<Result> {
       while (this.failure === null && this.raft.hasReady()) {
         const rd = this.raft.ready();
         await this.handleReady(rd);
+        if (this.failure !== null) break;
         this.raft.advance(rd);
         this.afterAdvance(rd);
         await this.maybeSnapshot();
@@ -572,6 +725,7 @@ class Node<Result> implements OrreryNode<Result> {
   }
 
   private async handleReady(rd: Ready): Promise<void> {
+    this.observer?.ready?.(rd);
     if (rd.sendBeforePersist) this.send(rd.messages);
     const persisting = this.persist(rd);
     // Awaited below; if applying throws first, the failure path must not also see an unhandled rejection.
@@ -585,33 +739,39 @@ class Node<Result> implements OrreryNode<Result> {
       this.logger.info("installed a snapshot from the leader", { node: this.id, index: rd.snapshot.index });
     }
     for (const entry of rd.committed) this.applyEntry(entry);
-    for (const state of rd.readStates) {
-      const read = this.reads.get(state.requestId);
-      if (read === undefined) continue;
-      read.index = state.index;
-      this.readsWaiting.add(state.index, state.requestId);
-    }
+    this.noteReadStates(rd);
     await persisting;
+    this.observer?.persisted?.(rd);
     if (!rd.sendBeforePersist) this.send(rd.messages);
     // A new term or vote is durable now: only then is a change of leadership reported.
     if (rd.softState !== undefined) this.onSoftState(rd.softState.leader, rd.softState.role);
   }
 
+  /** Reads the leader confirmed: each is served once its index is applied (see `afterAdvance`). */
+  private noteReadStates(rd: Ready): void {
+    for (const state of rd.readStates) {
+      const read = this.reads.get(state.requestId);
+      if (read === undefined || read.index !== null) continue;
+      read.index = state.index;
+      this.readsWaiting.add(state.index, state.requestId);
+    }
+  }
+
   /** Makes the Ready's snapshot, hard state and entries durable (one write and fsync). */
   private async persist(rd: Ready): Promise<void> {
     if (rd.snapshot === undefined && rd.hardState === undefined && rd.entries.length === 0) return;
-    const started = performance.now();
+    const started = this.clock.now();
     await this.storage.append({
       ...(rd.snapshot === undefined ? {} : { snapshot: rd.snapshot }),
       ...(rd.hardState === undefined ? {} : { hardState: rd.hardState }),
       entries: rd.entries,
     });
-    this.metricsOf.persisted(rd.entries.length, (performance.now() - started) / 1000);
+    this.metricsOf.persisted(rd.entries.length, (this.clock.now() - started) / 1000);
   }
 
   private afterAdvance(rd: Ready): void {
     if (this.readsWaiting.size > 0) this.serveReads(this.raft.appliedIndex);
-    if (rd.committed.length > 0 && this.confWaits.length > 0) this.settleConfWaits(this.raft.status(), performance.now());
+    if (rd.committed.length > 0 && this.confWaits.length > 0) this.settleConfWaits(this.raft.status(), this.clock.now());
   }
 
   private serveReads(applied: number): void {
@@ -638,6 +798,7 @@ class Node<Result> implements OrreryNode<Result> {
       else this.logger.error("skipping an entry with an unknown tag", { node: this.id, index: entry.index, tag });
     }
     this.metricsOf.applied.inc();
+    this.observer?.applied?.(entry);
     if (this.forwards.size > 0 || this.recentResults.size > 0) this.remember(entry, result as Result);
     const pending = this.proposals.get(entry.index);
     if (pending === undefined) return;
@@ -684,26 +845,51 @@ class Node<Result> implements OrreryNode<Result> {
         this.leadershipListeners = this.leadershipListeners.filter((l) => l !== listener);
       }
     }
+    const changed = leader !== this.knownLeader;
+    this.knownLeader = leader;
     if (leader === null) return;
+    if (changed) {
+      this.reaskReads();
+      this.retryHeldForwards(null);
+    }
     const waiters = this.leaderWaiters;
     this.leaderWaiters = [];
     for (const w of waiters) w.resolve(leader);
   }
 
+  /**
+   * Reads the previous leader never confirmed never will be (it dropped them, or the request was
+   * lost): ask the new leader. A read index obtained later still covers every write committed
+   * before the read was called, so asking again is safe.
+   */
+  private reaskReads(): void {
+    for (const [id, read] of this.reads) {
+      if (read.index !== null) continue;
+      try {
+        this.raft.readIndex(id);
+      } catch (error) {
+        if (!OrreryError.isOrreryError(error)) throw error;
+        return; // no leader to ask after all; the deadline settles them
+      }
+    }
+    this.schedule();
+  }
+
   private async maybeSnapshot(): Promise<void> {
     const applied = this.raft.appliedIndex;
     if (applied - this.lastSnapshotIndex < this.config.snapshotEntries) return;
-    const started = performance.now();
+    const started = this.clock.now();
     const snapshot = this.raft.compact(applied, encodeHostSnapshot(this.peers, this.machine.snapshot()));
     this.lastSnapshotIndex = applied;
     if (snapshot === null) return;
     await this.storage.saveSnapshot(snapshot);
     this.metricsOf.snapshots.inc();
+    this.observer?.snapshotSaved?.(snapshot.index);
     this.logger.info("took a snapshot", {
       node: this.id,
       index: snapshot.index,
       bytes: snapshot.data.length,
-      ms: Math.round(performance.now() - started),
+      ms: Math.round(this.clock.now() - started),
     });
   }
 
@@ -715,14 +901,15 @@ class Node<Result> implements OrreryNode<Result> {
     if (this.failure !== null) return;
     this.failure = error instanceof Error ? error : new Error(String(error));
     this.logger.error("member stopped after a fatal error", { node: this.id, error: this.failure });
-    this.stopTimer();
+    this.observer?.failed?.(this.failure);
+    this.stopTimers();
     this.rejectAll(this.failure);
-    void this.transport.close().catch(() => {});
+    void Promise.resolve(this.transport.close()).catch(() => {});
   }
 
   private async shutdown(): Promise<void> {
     if (this.failure === null && this.ticker !== null) await this.handOver();
-    this.stopTimer();
+    this.stopTimers();
     this.closed = true;
     if (this.looping) await new Promise<void>((wake) => this.idleWaiters.push(wake));
     this.rejectAll(new ClosedError("pending operation"));
@@ -749,9 +936,14 @@ class Node<Result> implements OrreryNode<Result> {
     }
   }
 
-  private stopTimer(): void {
-    if (this.ticker !== null) clearInterval(this.ticker);
+  private stopTimers(): void {
+    this.ticker?.();
     this.ticker = null;
+    for (const wait of this.untilWaits) {
+      wait.cancel();
+      wait.reject(new ClosedError("waiting"));
+    }
+    this.untilWaits.clear();
   }
 
   private rejectAll(error: Error): void {
@@ -760,6 +952,8 @@ class Node<Result> implements OrreryNode<Result> {
     this.proposalDeadlines.clear();
     for (const f of this.forwards.values()) f.reject(error);
     this.forwards.clear();
+    this.attempts.clear();
+    this.heldForwards = 0;
     this.forwardDeadlines.clear();
     for (const r of this.reads.values()) r.reject(error);
     this.reads.clear();
@@ -801,22 +995,25 @@ class Node<Result> implements OrreryNode<Result> {
     return { term: s.term, commit: s.commit, applied: s.applied, voters: s.config.voters };
   }
 
-  /** Resolves once `condition()` holds, checking every tick; TimeoutError after `timeoutMs`. */
+  /**
+   * Resolves once `condition()` holds, checking every tick; TimeoutError after `timeoutMs`,
+   * ClosedError when the member stops first.
+   */
   private until(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const started = performance.now();
+      const started = this.clock.now();
+      const wait = { cancel: (() => {}) as Cancel, reject };
       const check = () => {
+        this.untilWaits.delete(wait);
         if (condition()) return resolve();
-        if (performance.now() - started >= timeoutMs) return reject(new TimeoutError(what, timeoutMs));
-        setTimeout(check, this.config.tickMs).unref();
+        if (this.clock.now() - started >= timeoutMs) return reject(new TimeoutError(what, timeoutMs));
+        wait.cancel = this.clock.after(this.config.tickMs, check);
+        this.untilWaits.add(wait);
       };
       check();
     });
   }
 }
-
-/** Ticks one timer firing may deliver after a stall. */
-export const TICKS_PER_TIMER_MAX = 100;
 
 const DROP_REASONS: readonly DropReason[] = [
   "uncommitted-bytes-max",

@@ -3,10 +3,12 @@
  */
 import { ConfigError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
+import type { Clock } from "../ports/clock.ts";
+import type { Storage } from "../ports/storage.ts";
+import type { Transport } from "../ports/transport.ts";
 import type { RaftConfigInput } from "../raft/config.ts";
-import type { NodeId } from "../raft/messages.ts";
-import type { Storage } from "../storage/storage.ts";
-import type { Transport } from "../../transports/transport.ts";
+import type { Entry, NodeId } from "../raft/messages.ts";
+import type { Ready } from "../raft/raw-node.ts";
 
 /**
  * The replicated state machine a node drives. `apply` must be deterministic: every member applies
@@ -105,13 +107,40 @@ export interface NodeOptions<Result = unknown> {
   readonly closeTransferMs?: number;
   /** Where the node logs. @defaultValue silentLogger */
   readonly logger?: Logger;
+  /**
+   * The node's time: its ticks, deadlines and deferred work. The simulator passes a simulated
+   * clock; leave it out to run on the Node clock.
+   * @defaultValue the Node clock (`performance.now`, `setTimeout`, `setImmediate`)
+   */
+  readonly clock?: Clock;
   /** Randomness for election timeouts, in [0, 1). @defaultValue Math.random */
   readonly random?: () => number;
+  /**
+   * Told, synchronously and in order, what the node does with each Ready and entry: for tracing
+   * and for the simulator's checkers. It must not throw and must not call back into the node.
+   */
+  readonly observer?: NodeObserver;
   /**
    * Receives payloads from workers (transport peers named `worker:<id>`, see `workerPeerId`). Raft
    * messages from a worker are always dropped. Without it, worker payloads are dropped too.
    */
   readonly onWorkerPayload?: (from: NodeId, payload: Uint8Array) => void;
+}
+
+/**
+ * What a node reports to an observer. Every method is optional. Calls come in the order things
+ * happen on the member: `ready` for a Ready before any of it is persisted or sent, `applied` for
+ * each entry as it is applied (which may be while that Ready's write is in progress: committed
+ * entries are durable on a quorum already), `persisted` once the Ready's write is durable, `failed`
+ * when the member stops on an error.
+ */
+export interface NodeObserver {
+  ready?(rd: Ready): void;
+  applied?(entry: Entry): void;
+  persisted?(rd: Ready): void;
+  /** A snapshot the member took of its own state was saved (its log is compacted up to `index`). */
+  snapshotSaved?(index: number): void;
+  failed?(error: Error): void;
 }
 
 /** The defaults of {@link NodeOptions}. */
@@ -147,9 +176,10 @@ export function resolveNodeOptions(options: NodeOptions<unknown>): ResolvedNodeO
     throw new ConfigError("id", "must be a non-empty string");
   }
   checkMembers(options);
-  for (const name of ["transport", "storage", "stateMachine"] as const) {
+  for (const name of ["transport", "storage", "stateMachine", "clock"] as const) {
     if (typeof options[name] !== "object" || options[name] === null) throw new ConfigError(name, "is required");
   }
+  if (typeof options.random !== "function") throw new ConfigError("random", "is required (a function returning [0, 1))");
   const resolved: ResolvedNodeOptions = {
     tickMs: options.tickMs ?? NODE_DEFAULTS.tickMs,
     forwardProposals: options.forwardProposals ?? NODE_DEFAULTS.forwardProposals,

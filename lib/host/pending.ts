@@ -1,6 +1,7 @@
 /**
  * The host's bookkeeping of operations awaiting an outcome: proposals by log position, reads by
- * request id, and a FIFO of deadlines to time them out without one timer per operation.
+ * request id, and one queue of deadlines, ordered by deadline, to time them all out without a timer
+ * per operation.
  */
 
 /** How a pending operation is settled. */
@@ -9,56 +10,110 @@ export interface Settle<T> {
   readonly reject: (error: Error) => void;
 }
 
-/** A deadline queue: entries are pushed in deadline order (same timeout for all), popped when due. */
+/**
+ * A deadline queue: a binary min-heap ordered by (deadline, arrival). Operations with different
+ * timeouts arrive in any deadline order; each comes out when its own deadline is due.
+ */
 export class DeadlineQueue<K> {
-  private keys: K[] = [];
-  private deadlines: number[] = [];
-  private head = 0;
+  private readonly keys: K[] = [];
+  private readonly deadlines: number[] = [];
+  private readonly arrivals: number[] = [];
+  private arrived = 0;
 
-  /** Adds `key` due at `deadline` (not before the last deadline pushed, for the same timeout). */
+  /** Adds `key`, due at `deadline`. */
   push(key: K, deadline: number): void {
     this.keys.push(key);
     this.deadlines.push(deadline);
+    this.arrivals.push(this.arrived++);
+    this.up(this.keys.length - 1);
   }
 
-  /** Removes and returns every key due at or before `now`, oldest first. */
+  /** The earliest deadline, or `Infinity` when empty. */
+  next(): number {
+    return this.deadlines[0] ?? Number.POSITIVE_INFINITY;
+  }
+
+  /** Removes and returns every key due at or before `now`, earliest first. */
   due(now: number): K[] {
     const out: K[] = [];
-    while (this.head < this.keys.length && (this.deadlines[this.head] as number) <= now) {
-      out.push(this.keys[this.head] as K);
-      this.head += 1;
-    }
-    // Drop the consumed prefix once it dominates, so the arrays do not grow without bound.
-    if (this.head > 1024 && this.head * 2 > this.keys.length) {
-      this.keys = this.keys.slice(this.head);
-      this.deadlines = this.deadlines.slice(this.head);
-      this.head = 0;
-    }
+    while (this.keys.length > 0 && (this.deadlines[0] as number) <= now) out.push(this.pop());
     return out;
   }
 
   /** Entries not yet popped (some may be settled already). */
   get size(): number {
-    return this.keys.length - this.head;
+    return this.keys.length;
   }
 
   /** Forgets everything. */
   clear(): void {
-    this.keys = [];
-    this.deadlines = [];
-    this.head = 0;
+    this.keys.length = 0;
+    this.deadlines.length = 0;
+    this.arrivals.length = 0;
+  }
+
+  private pop(): K {
+    const top = this.keys[0] as K;
+    const last = this.keys.length - 1;
+    this.swap(0, last);
+    this.keys.pop();
+    this.deadlines.pop();
+    this.arrivals.pop();
+    this.down(0);
+    return top;
+  }
+
+  private less(a: number, b: number): boolean {
+    const da = this.deadlines[a] as number;
+    const db = this.deadlines[b] as number;
+    return da < db || (da === db && (this.arrivals[a] as number) < (this.arrivals[b] as number));
+  }
+
+  private swap(a: number, b: number): void {
+    [this.keys[a], this.keys[b]] = [this.keys[b] as K, this.keys[a] as K];
+    [this.deadlines[a], this.deadlines[b]] = [this.deadlines[b] as number, this.deadlines[a] as number];
+    [this.arrivals[a], this.arrivals[b]] = [this.arrivals[b] as number, this.arrivals[a] as number];
+  }
+
+  private up(index: number): void {
+    let i = index;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!this.less(i, parent)) return;
+      this.swap(i, parent);
+      i = parent;
+    }
+  }
+
+  private down(index: number): void {
+    const n = this.keys.length;
+    let i = index;
+    for (;;) {
+      const left = 2 * i + 1;
+      const right = left + 1;
+      let smallest = i;
+      if (left < n && this.less(left, smallest)) smallest = left;
+      if (right < n && this.less(right, smallest)) smallest = right;
+      if (smallest === i) return;
+      this.swap(i, smallest);
+      i = smallest;
+    }
   }
 }
 
 /** A proposal waiting for the entry at its position to be applied. */
 export interface PendingProposal<R> extends Settle<R> {
   readonly term: number;
+  /** The caller's timeout, for the error that reports it. */
+  readonly timeoutMs: number;
 }
 
 /** A read waiting for its read index, then for that index to be applied. */
 export interface PendingRead extends Settle<void> {
   /** The read index, once the leader confirmed it; `null` before. */
   index: number | null;
+  /** The caller's timeout, for the error that reports it. */
+  readonly timeoutMs: number;
 }
 
 /**

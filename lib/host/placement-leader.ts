@@ -1,10 +1,10 @@
 /**
- * The placement protocol's leader side on a real member (DESIGN.md §3; the simulator's
- * `sim/member.ts` runs the same rules): workers join, renew and release through the leader; the
+ * The placement protocol's leader side on a member (DESIGN.md §3): workers join, renew and release through the leader; the
  * leader answers a renewal only after a ReadIndex round that began after it arrived (`node.read`),
  * expires a worker `L*(1+ρ)` after the receipt of its last answered renewal (or after its own
  * election), hands a drained key on once its owner confirms the release or its lease has run out,
- * and runs bounded rebalance rounds. Every member runs one; only the leader acts.
+ * and runs bounded rebalance rounds. Every member runs one; only the leader acts. Time comes from
+ * the member's `Clock`, so the simulator runs these rules as they run in production.
  */
 import { NotLeaderError } from "../errors.ts";
 import { silentLogger, type Logger } from "../logger.ts";
@@ -13,6 +13,7 @@ import { LeaseTracker, type LeaseConfigInput } from "../placement/leases.ts";
 import type { PlacementResult } from "../placement/table.ts";
 import type { PlacementCommand, ResourceKey, WorkerId } from "../placement/types.ts";
 import type { AnsweredKey } from "../placement/worker.ts";
+import type { Cancel, Clock } from "../ports/clock.ts";
 import type { OrreryNode } from "./node.ts";
 import type { PlacementMachine } from "./placement-machine.ts";
 
@@ -36,8 +37,8 @@ export interface PlacementLeaderOptions {
   /** @defaultValue {@link REBALANCE_MOVES_PER_ROUND_DEFAULT} */
   readonly rebalanceMovesPerRound?: number;
   readonly logger?: Logger;
-  /** The member's monotonic clock in milliseconds. @defaultValue performance.now */
-  readonly now?: () => number;
+  /** The member's clock: expiries and drains are timed on it. */
+  readonly clock: Clock;
 }
 
 /** The answer to a renewal: the worker's grants (none when the leader may not list them). */
@@ -59,12 +60,14 @@ export class PlacementLeader {
   private readonly machine: PlacementMachine;
   private readonly tracker: LeaseTracker;
   private readonly logger: Logger;
-  private readonly now: () => number;
+  private readonly clock: Clock;
   private readonly tickMs: number;
   private readonly rebalanceEveryMs: number;
   private readonly movesPerRound: number;
-  private timer: ReturnType<typeof setInterval> | null = null;
+  private timer: Cancel | null = null;
+  private started = false;
   private unsubscribe: (() => void) | null = null;
+  private unsubscribeApplied: (() => void) | null = null;
   private lastRebalanceAt = 0;
   /** Expiries and handoffs proposed and not yet applied, so a slow commit is not proposed twice. */
   private readonly proposedExpires = new Set<WorkerId>();
@@ -75,7 +78,7 @@ export class PlacementLeader {
     this.machine = options.machine;
     this.tracker = new LeaseTracker(options.lease);
     this.logger = options.logger ?? silentLogger;
-    this.now = options.now ?? (() => performance.now());
+    this.clock = options.clock;
     this.tickMs = options.tickMs ?? PLACEMENT_TICK_MS_DEFAULT;
     this.rebalanceEveryMs = options.rebalanceEveryMs ?? REBALANCE_EVERY_MS_DEFAULT;
     this.movesPerRound = options.rebalanceMovesPerRound ?? REBALANCE_MOVES_PER_ROUND_DEFAULT;
@@ -83,20 +86,35 @@ export class PlacementLeader {
 
   /** Starts following leadership and applied commands, and the expiry timer. */
   start(): void {
-    if (this.timer !== null) return;
-    this.machine.onApplied = (command, result) => this.onApplied(command, result);
+    if (this.started) return;
+    this.started = true;
+    this.unsubscribeApplied = this.machine.subscribe((command, result) => this.onApplied(command, result));
     this.unsubscribe = this.node.onLeadershipChange(({ role }) => this.onRole(role === "leader"));
     this.onRole(this.node.status().role === "leader");
-    this.timer = setInterval(() => this.tick(), this.tickMs);
+    this.arm();
   }
 
   /** Stops the timer and the subscriptions. */
   close(): void {
-    if (this.timer !== null) clearInterval(this.timer);
+    this.started = false;
+    this.timer?.();
     this.timer = null;
     this.unsubscribe?.();
-    this.machine.onApplied = null;
+    this.unsubscribeApplied?.();
     this.tracker.onSteppedDown();
+  }
+
+  private arm(): void {
+    this.timer = this.clock.after(this.tickMs, () => {
+      this.timer = null;
+      if (!this.started) return;
+      this.arm();
+      this.tick();
+    });
+  }
+
+  private now(): number {
+    return this.clock.now();
   }
 
   /** `L*(1+ρ)`: how long after a worker's last answered renewal the leader may expire it (ms). */
@@ -134,25 +152,6 @@ export class PlacementLeader {
       ? table.keysOf(worker).map((k) => ({ key: k.key, epoch: k.epoch, draining: k.state === "draining" }))
       : [];
     return { keys, member: table.worker(worker) !== undefined };
-  }
-
-  /**
-   * Where `key`'s requests go: its active owner, after acquiring it on first use.
-   * @throws NotLeaderError when this member does not lead
-   */
-  async route(key: ResourceKey): Promise<RouteAnswer> {
-    this.requireLeader();
-    await this.node.read(() => undefined);
-    let assignment = this.machine.table.assignment(key);
-    if (assignment === undefined) {
-      const result = await this.propose({ type: "acquire", key });
-      if (result.refused !== null) return { status: "retry", reason: result.refused };
-      assignment = this.machine.table.assignment(key);
-    }
-    if (assignment === undefined) return { status: "retry", reason: "no worker can take the key" };
-    if (assignment.state !== "active") return { status: "retry", reason: "the key is moving" };
-    const address = this.machine.table.worker(assignment.owner)?.address ?? "";
-    return { status: "ok", owner: assignment.owner, address, epoch: assignment.epoch };
   }
 
   private async propose(command: PlacementCommand): Promise<PlacementResult> {

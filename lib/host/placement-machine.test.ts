@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { encodePlacementCommand } from "../placement/commands.ts";
-import { createNode } from "./node.ts";
+import { createNode } from "../runtime/node.ts";
 import { PlacementMachine } from "./placement-machine.ts";
 import { MemoryStorage } from "../storage/memory.ts";
 import { MemoryNetwork } from "../../transports/memory/memory.ts";

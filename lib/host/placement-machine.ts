@@ -9,15 +9,15 @@ import { decodePlacementCommand } from "../placement/commands.ts";
 import { PlacementTable, type PlacementOptions, type PlacementResult } from "../placement/table.ts";
 import type { PlacementCommand } from "../placement/types.ts";
 
+import type { StateMachine } from "./options.ts";
+
 /** Told of every command applied, on every member, in log order. Must not throw. */
 export type PlacementApplied = (command: PlacementCommand, result: PlacementResult, index: number) => void;
-import type { StateMachine } from "./options.ts";
 
 /** A {@link PlacementTable} behind the {@link StateMachine} interface. */
 export class PlacementMachine implements StateMachine<PlacementResult> {
   private current: PlacementTable;
-  /** Called after each command is applied (the placement leader keeps its lease tracker in step). */
-  onApplied: PlacementApplied | null = null;
+  private listeners: PlacementApplied[] = [];
 
   constructor(private readonly options: Partial<PlacementOptions> = {}) {
     this.current = new PlacementTable(options);
@@ -26,6 +26,17 @@ export class PlacementMachine implements StateMachine<PlacementResult> {
   /** The table as of the last applied entry. Read it after `node.read()` for a linearizable view. */
   get table(): PlacementTable {
     return this.current;
+  }
+
+  /**
+   * Calls `listener` after each command is applied (the placement leader keeps its lease tracker
+   * in step; an audit log or the simulator's checkers follow grants). Returns an unsubscribe.
+   */
+  subscribe(listener: PlacementApplied): () => void {
+    this.listeners = [...this.listeners, listener];
+    return () => {
+      this.listeners = this.listeners.filter((l) => l !== listener);
+    };
   }
 
   apply(command: Uint8Array, position: { readonly index: number; readonly term: number }): PlacementResult {
@@ -37,7 +48,7 @@ export class PlacementMachine implements StateMachine<PlacementResult> {
       return { changed: [], removed: [], workersRemoved: [], refused: `malformed command: ${error.message}` };
     }
     const result = this.current.apply(decoded, position.index);
-    this.onApplied?.(decoded, result, position.index);
+    for (const listener of this.listeners) listener(decoded, result, position.index);
     return result;
   }
 

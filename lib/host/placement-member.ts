@@ -1,8 +1,9 @@
 /**
  * A member that places resources: `createNode` with the placement table as its state machine, the
  * leader's side of the lease protocol ({@link PlacementLeader}), a desk that answers workers'
- * requests arriving over the member's transport, and the gateway that routes HTTP requests by path
- * to the owning worker. This is what `orrery member` (examples/router) runs on every member.
+ * requests arriving over the member's transport, and the routes the gateway asks (`routes`).
+ * Production adds the HTTP gateway (`createPlacementMember` from `orrery`); the simulator drives
+ * the same member with its own clock, network and disk.
  */
 import { ConfigError, InvalidRequestError, NoOwnerError, OrreryError, CodecError } from "../errors.ts";
 import { silentLogger, type Logger } from "../logger.ts";
@@ -10,13 +11,14 @@ import { encodePlacementCommand } from "../placement/commands.ts";
 import { LEASE_MS_DEFAULT, resolveLeaseConfig, type LeaseConfigInput } from "../placement/leases.ts";
 import type { PlacementResult, PlacementTable } from "../placement/table.ts";
 import type { ResourceKey, WorkerId } from "../placement/types.ts";
+import { sleep, type Clock } from "../ports/clock.ts";
 import type { NodeId } from "../raft/messages.ts";
-import { createGateway, type Gateway, type GatewayOptions, type GatewayRoutes } from "./gateway.ts";
+import type { GatewayRoutes } from "./gateway-routing.ts";
 import { MetricsRegistry } from "./metrics.ts";
 import { createNode, type OrreryNode } from "./node.ts";
 import type { NodeOptions } from "./options.ts";
 import { PlacementLeader, type RouteAnswer } from "./placement-leader.ts";
-import { PlacementMachine } from "./placement-machine.ts";
+import { PlacementMachine, type PlacementApplied } from "./placement-machine.ts";
 import {
   decodeWorkerRequest,
   encodeWorkerAnswer,
@@ -53,11 +55,6 @@ export interface PlacementMemberOptions extends Omit<NodeOptions<PlacementResult
    * @defaultValue `{ leaseMs: LEASE_MS_DEFAULT }`
    */
   readonly lease?: LeaseConfigInput;
-  /**
-   * The gateway's options (`listen` at least), or `null` for a member without one.
-   * @defaultValue null
-   */
-  readonly gateway?: Omit<GatewayOptions, "routes" | "ready" | "metrics" | "status" | "logger"> | null;
   /** How often the leader checks expiries, in ms. @defaultValue 50 */
   readonly placementTickMs?: number;
   /** How often a rebalance round may run, in ms. @defaultValue 1000 */
@@ -66,14 +63,19 @@ export interface PlacementMemberOptions extends Omit<NodeOptions<PlacementResult
   readonly rebalanceMovesPerRound?: number;
   /** How long a routed request waits for a moving key. @defaultValue {@link MOVE_WAIT_MS_DEFAULT} */
   readonly moveWaitMs?: number;
+  /**
+   * Told of every placement command this member applies, in log order, with what it did (grants
+   * and their epochs, workers removed): for an audit log, or a test's checkers. Must not throw.
+   */
+  readonly onApplied?: PlacementApplied;
 }
 
 /** A running placement member. */
 export interface PlacementMember {
   /** The Raft member underneath (status, membership, leadership transfer). */
   readonly node: OrreryNode<PlacementResult>;
-  /** The gateway, when one was asked for. */
-  readonly gateway: Gateway | null;
+  /** Where each key's requests go, for the gateway ({@link routeRequest} asks it). */
+  readonly routes: GatewayRoutes;
   /** The placement table as this member has applied it (read-only: change it through commands). */
   table(): PlacementTable;
   /**
@@ -85,13 +87,14 @@ export interface PlacementMember {
   ready(): { readonly ready: boolean; readonly reason?: string };
   /** Prometheus text: the node's metrics and the placement's (workers, keys, worker requests). */
   metrics(): string;
-  /** Stops the gateway, the placement timers and the node (which hands leadership over first). */
+  /** What `/status` answers: the member's role, indexes and the table's workers. */
+  statusJson(): unknown;
+  /** Stops the placement timers and the node (which hands leadership over first). */
   close(): Promise<void>;
 }
 
 /**
- * Starts a placement member: the node, the placement leader logic, the worker desk and (when
- * `gateway` is given) the gateway.
+ * Starts a placement member: the node, the placement leader logic and the worker desk.
  * @throws ConfigError for bad options; whatever `createNode` throws.
  */
 export async function createPlacementMember(options: PlacementMemberOptions): Promise<PlacementMember> {
@@ -100,11 +103,14 @@ export async function createPlacementMember(options: PlacementMemberOptions): Pr
   const moveWaitMs = options.moveWaitMs ?? MOVE_WAIT_MS_DEFAULT;
   if (!Number.isFinite(moveWaitMs) || moveWaitMs < 0) throw new ConfigError("moveWaitMs", `must be a number >= 0, got ${moveWaitMs}`);
   const logger = options.logger ?? silentLogger;
+  if (options.clock === undefined) throw new ConfigError("clock", "is required");
+  const clock = options.clock;
   const machine = new PlacementMachine();
+  if (options.onApplied !== undefined) machine.subscribe(options.onApplied);
   const registry = new MetricsRegistry({ node: options.id });
   registry.counter("orrery_worker_requests_total", "Worker requests this member answered, by kind and outcome.");
   let desk: WorkerDesk | null = null;
-  const { lease: _lease, gateway: gatewayOptions, placementTickMs, rebalanceEveryMs, rebalanceMovesPerRound, moveWaitMs: _wait, ...nodeOptions } = options;
+  const { lease: _lease, placementTickMs, rebalanceEveryMs, rebalanceMovesPerRound, moveWaitMs: _wait, onApplied: _applied, ...nodeOptions } = options;
   const node = await createNode<PlacementResult>({
     ...nodeOptions,
     stateMachine: machine,
@@ -115,42 +121,25 @@ export async function createPlacementMember(options: PlacementMemberOptions): Pr
     machine,
     lease,
     logger,
+    clock,
     ...(placementTickMs === undefined ? {} : { tickMs: placementTickMs }),
     ...(rebalanceEveryMs === undefined ? {} : { rebalanceEveryMs }),
     ...(rebalanceMovesPerRound === undefined ? {} : { rebalanceMovesPerRound }),
   });
   leader.start();
   desk = new WorkerDesk(node, leader, options.transport, registry, logger);
-  const routes = new PlacementRoutes(node, machine, moveWaitMs, registry);
-  const member = new Member(node, machine, leader, routes, registry);
-  if (gatewayOptions !== undefined && gatewayOptions !== null) {
-    try {
-      member.gateway = await createGateway({
-        ...gatewayOptions,
-        routes,
-        ready: () => member.ready(),
-        metrics: () => member.metrics(),
-        status: () => member.statusJson(),
-        logger,
-      });
-    } catch (error) {
-      leader.close();
-      await node.close();
-      throw error;
-    }
-  }
-  return member;
+  const routes = new PlacementRoutes(node, machine, moveWaitMs, registry, clock);
+  return new Member(node, machine, leader, routes, registry);
 }
 
 class Member implements PlacementMember {
-  gateway: Gateway | null = null;
   private closed = false;
 
   constructor(
     readonly node: OrreryNode<PlacementResult>,
     private readonly machine: PlacementMachine,
     private readonly leader: PlacementLeader,
-    private readonly routes: PlacementRoutes,
+    readonly routes: PlacementRoutes,
     private readonly registry: MetricsRegistry,
   ) {}
 
@@ -215,7 +204,6 @@ class Member implements PlacementMember {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.gateway?.close();
     this.leader.close();
     await this.node.close();
   }
@@ -230,6 +218,7 @@ class PlacementRoutes implements GatewayRoutes {
     private readonly machine: PlacementMachine,
     private readonly moveWaitMs: number,
     private readonly registry: MetricsRegistry,
+    private readonly clock: Clock,
   ) {}
 
   async route(key: ResourceKey, fresh: boolean): Promise<RouteAnswer> {
@@ -237,7 +226,7 @@ class PlacementRoutes implements GatewayRoutes {
       throw new InvalidRequestError(`a resource key has 1 to ${RESOURCE_KEY_LENGTH_MAX} characters`);
     }
     if (fresh) await this.node.read(() => undefined);
-    const deadline = performance.now() + this.moveWaitMs;
+    const deadline = this.clock.now() + this.moveWaitMs;
     for (;;) {
       const table = this.machine.table;
       const assignment = table.assignment(key);
@@ -254,9 +243,9 @@ class PlacementRoutes implements GatewayRoutes {
         return { status: "ok", owner: assignment.owner, address, epoch: assignment.epoch };
       }
       // Moving: wait for the next owner's grant rather than fail the request.
-      if (performance.now() >= deadline) return { status: "retry", reason: "the key is moving between owners" };
+      if (this.clock.now() >= deadline) return { status: "retry", reason: "the key is moving between owners" };
       this.registry.counter("orrery_gateway_move_waits_total", "Polls of a routed request waiting for a moving key.").inc();
-      await new Promise((resolve) => setTimeout(resolve, MOVE_POLL_MS));
+      await sleep(this.clock, MOVE_POLL_MS);
     }
   }
 

@@ -14,7 +14,8 @@ import { StorageError } from "../errors.ts";
 import type { HardState, Snapshot } from "../raft/messages.ts";
 import type { RestoredState } from "../raft/raft.ts";
 import { entry } from "./conformance.ts";
-import { FileStorage, RECORD_HEADER_BYTES, mustSync } from "./file.ts";
+import { FileStorage, RECORD_HEADER_BYTES } from "./file.ts";
+import { mustSync } from "./storage.ts";
 import { EMPTY_STATE, applyBatch, applySnapshot, type StorageBatch } from "./storage.ts";
 
 const dirs: string[] = [];

@@ -85,7 +85,7 @@ import { ConfigError, StorageError } from "../errors.ts";
 import type { Entry, HardState, Snapshot } from "../raft/messages.ts";
 import type { RestoredState } from "../raft/raft.ts";
 import { crc32c } from "./crc32c.ts";
-import { EMPTY_STATE, applyBatchInPlace, applySnapshot, type Storage, type StorageBatch } from "./storage.ts";
+import { EMPTY_STATE, applyBatchInPlace, applySnapshot, mustSync, type Storage, type StorageBatch } from "./storage.ts";
 
 /** The largest record payload written or read, in bytes (64 MiB). Larger appends are refused. */
 export const RECORD_BYTES_MAX = 64 * 1024 * 1024;
@@ -774,12 +774,6 @@ function lastIndex(state: RestoredState): number {
   return state.entries[state.entries.length - 1]?.index ?? state.snapshot?.index ?? 0;
 }
 
-/** Whether a batch must be fsynced: everything but a change of the commit index alone. */
-export function mustSync(batch: StorageBatch, written: HardState): boolean {
-  if (batch.entries.length > 0 || batch.snapshot !== undefined) return true;
-  const hard = batch.hardState;
-  return hard !== undefined && (hard.term !== written.term || hard.vote !== written.vote);
-}
 
 /** `wal-<seq, 16 digits>.log`. */
 export function segmentName(seq: number): string {

@@ -1,57 +1,13 @@
 /**
- * What a member persists, behind one interface: the simulator's disk, the memory storage and the
- * file WAL (issue #6) all implement it, and one conformance suite (conformance.ts) checks them
- * alike. A host drives it from the Ready loop (DESIGN.md §4):
- *
- * ```ts
- * const restored = await storage.load();             // at start: RaftNode(config, restored)
- * await storage.append({ snapshot: rd.snapshot, hardState: rd.hardState, entries: rd.entries });
- * const snapshot = node.compact(node.status().applied, stateMachine.snapshot());
- * if (snapshot !== null) await storage.saveSnapshot(snapshot);
- * ```
- *
- * Methods may complete synchronously (memory, simulator) or return a promise (files); callers
- * `await` either way.
+ * What every storage shares beyond the `Storage` port (lib/ports/storage.ts, re-exported here):
+ * the empty state and the pure rules for applying a batch or a local snapshot to a loaded state,
+ * which the memory storage, the file WAL and the conformance suite's model all use.
  */
 import type { Entry, HardState, Snapshot } from "../raft/messages.ts";
 import type { RestoredState } from "../raft/raft.ts";
+import type { StorageBatch } from "../ports/storage.ts";
 
-/** A value, or a promise of it. */
-export type MaybePromise<T> = T | Promise<T>;
-
-/** One Ready's worth of state to make durable together. */
-export interface StorageBatch {
-  /** A snapshot received from the leader: it replaces the whole stored log (applied first). */
-  readonly snapshot?: Snapshot;
-  /** The hard state, when it changed. */
-  readonly hardState?: HardState;
-  /** Entries to append; they replace any stored entries from `entries[0].index` on. */
-  readonly entries: readonly Entry[];
-}
-
-/** Persistent storage for one member. */
-export interface Storage {
-  /**
-   * What the storage holds: the hard state, the latest snapshot (if any) and the entries after it.
-   * A fresh storage returns term 0, no vote, commit 0, no snapshot and no entries.
-   */
-  load(): MaybePromise<RestoredState>;
-  /**
-   * Makes `batch` durable (for a disk: one write and one fsync). When it completes, everything in
-   * it survives a crash; until then, none, some or all of it may. One exception is allowed: a
-   * batch whose only change is a higher commit index may be written without an fsync (the commit
-   * index is not needed for safety; a restarted member learns it again from the leader), and is
-   * then made durable by the next synced batch.
-   */
-  append(batch: StorageBatch): MaybePromise<void>;
-  /**
-   * Stores a snapshot the member took of its own state and drops stored entries up to its index;
-   * entries after it are kept. A snapshot not beyond the stored one is ignored.
-   */
-  saveSnapshot(snapshot: Snapshot): MaybePromise<void>;
-  /** Releases what the storage holds open (files, locks). Further calls are refused. */
-  close(): MaybePromise<void>;
-}
+export type { MaybePromise, Storage, StorageBatch } from "../ports/storage.ts";
 
 /** The state `load()` returns for a storage that never saved anything. */
 export const EMPTY_STATE: RestoredState = Object.freeze({
@@ -101,4 +57,15 @@ export function applySnapshot(state: RestoredState, snapshot: Snapshot): Restore
   if (state.snapshot !== undefined && snapshot.index <= state.snapshot.index) return state;
   const entries = state.entries.filter((entry) => entry.index > snapshot.index);
   return { hardState: state.hardState, snapshot, entries };
+}
+
+/**
+ * Whether a batch must be fsynced: everything but a change of the commit index alone (the Storage
+ * contract's one exception, as etcd's MustSync: a restarted member learns the commit index again).
+ * `written` is the hard state last written.
+ */
+export function mustSync(batch: StorageBatch, written: HardState): boolean {
+  if (batch.entries.length > 0 || batch.snapshot !== undefined) return true;
+  const hard = batch.hardState;
+  return hard !== undefined && (hard.term !== written.term || hard.vote !== written.vote);
 }

@@ -251,6 +251,11 @@ export class HttpTransport implements Transport {
     return formatAddress(bound.address, bound.port);
   }
 
+  replyAddress(): string | null {
+    // Every message is a request to the peer's address: a peer can answer only by knowing ours.
+    return this.address();
+  }
+
   stats(): TransportStats {
     let sendBufferBytes = 0;
     for (const peer of this.peers.values()) sendBufferBytes += peer.queuedBytes + peer.inFlightBytes;

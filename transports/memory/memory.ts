@@ -245,6 +245,10 @@ export class MemoryTransport implements Transport {
     return this.handler === null ? null : this.id;
   }
 
+  replyAddress(): null {
+    return null;
+  }
+
   stats(): TransportStats {
     return { ...this.counters, sendBufferBytes: this.network.queuedBytesFrom(this.id) };
   }

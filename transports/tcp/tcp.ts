@@ -208,6 +208,11 @@ export class TcpTransport implements Transport {
     return formatAddress(bound.address, bound.port);
   }
 
+  replyAddress(): null {
+    // Answers go back over the connection the peer opened.
+    return null;
+  }
+
   stats(): TransportStats {
     let sendBufferBytes = 0;
     for (const peer of this.peers.values()) sendBufferBytes += this.bufferedBytes(peer);

@@ -4,10 +4,10 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { main } from "../cli.ts";
-import { StorageError } from "../errors.ts";
-import { entry } from "./conformance.ts";
-import { FileStorage } from "./file.ts";
+import { StorageError } from "../lib/errors.ts";
+import { entry } from "../lib/storage/conformance.ts";
+import { FileStorage } from "../lib/storage/file.ts";
+import { main } from "./main.ts";
 
 const dirs: string[] = [];
 after(async () => {

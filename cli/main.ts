@@ -1,11 +1,12 @@
 /**
- * The `orrery` command line. Each command is an entry in {@link COMMANDS}. `main` returns the exit
- * status instead of exiting, so tests can call it directly.
+ * The `orrery` command line as the package ships it: `sim`, `fuzz` and `repair`. Each command is
+ * an entry in {@link COMMANDS}. `main` returns the exit status instead of exiting, so tests can call
+ * it directly. A source checkout adds the examples' commands (`demo`, `member`, `worker`, `node`,
+ * see `cli/dev.ts`); nothing shipped imports an example.
  */
 import { readFileSync } from "node:fs";
-import { fuzzCommand, simCommand } from "../sim/cli.ts";
-import { demoCommand, memberCommand, nodeCommand, workerCommand } from "./host/cli.ts";
-import { repairCommand } from "./storage/cli.ts";
+import { repairCommand } from "./repair.ts";
+import { fuzzCommand, simCommand } from "./sim.ts";
 
 /** One `orrery` subcommand. */
 export interface Command {
@@ -30,8 +31,8 @@ const STANDARD_IO: CliIo = {
   err: (text) => process.stderr.write(text),
 };
 
-/** The commands `orrery` knows, in the order `--help` lists them. */
-export const COMMANDS: readonly Command[] = [demoCommand, memberCommand, workerCommand, nodeCommand, simCommand, fuzzCommand, repairCommand];
+/** The commands the shipped `orrery` knows, in the order `--help` lists them. */
+export const COMMANDS: readonly Command[] = [simCommand, fuzzCommand, repairCommand];
 
 function version(): string {
   const manifest = JSON.parse(
@@ -40,14 +41,14 @@ function version(): string {
   return typeof manifest.version === "string" ? manifest.version : "unknown";
 }
 
-function help(): string {
+function help(commands: readonly Command[]): string {
   const lines = [
     "orrery — exactly-one ownership of resources on top of Raft, proven by deterministic simulation",
     "",
     "Usage: orrery <command> [options]",
     "",
     "Commands:",
-    ...COMMANDS.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`),
+    ...commands.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`),
     `  ${"help".padEnd(10)} show this help, or a command's: orrery help <command>`,
     "",
     "Options:",
@@ -60,11 +61,14 @@ function help(): string {
   return lines.join("\n");
 }
 
-/** Runs the command line with `args` (without `node` and the script); resolves to the exit status. */
-export async function main(args: readonly string[], io: CliIo = STANDARD_IO): Promise<number> {
+/**
+ * Runs the command line with `args` (without `node` and the script); resolves to the exit status.
+ * `commands` defaults to the shipped ones.
+ */
+export async function main(args: readonly string[], io: CliIo = STANDARD_IO, commands: readonly Command[] = COMMANDS): Promise<number> {
   const [first, ...rest] = args;
   if (first === undefined || first === "-h" || first === "--help") {
-    io.out(help());
+    io.out(help(commands));
     return 0;
   }
   if (first === "-v" || first === "--version") {
@@ -73,15 +77,15 @@ export async function main(args: readonly string[], io: CliIo = STANDARD_IO): Pr
   }
   if (first === "help") {
     const topic = rest[0];
-    const command = COMMANDS.find((c) => c.name === topic);
+    const command = commands.find((c) => c.name === topic);
     if (topic !== undefined && command === undefined) {
       io.err(`orrery: no command named "${topic}"\n`);
       return 2;
     }
-    io.out(command?.usage ?? help());
+    io.out(command?.usage ?? help(commands));
     return 0;
   }
-  const command = COMMANDS.find((c) => c.name === first);
+  const command = commands.find((c) => c.name === first);
   if (command === undefined) {
     io.err(`orrery: unknown command "${first}". Run "orrery --help" for the list.\n`);
     return 2;

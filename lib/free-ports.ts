@@ -1,5 +1,5 @@
 /**
- * Free loopback ports for benchmarks and integration tests. A port could be taken by another
+ * Test support: free loopback ports for integration tests and benchmarks. A port could be taken by another
  * process between this call and its use; callers that care retry on EADDRINUSE.
  */
 import { createServer } from "node:net";

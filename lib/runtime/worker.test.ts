@@ -1,14 +1,14 @@
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
-import { freePorts } from "../../bench/ports.ts";
+import { freePorts } from "../free-ports.ts";
 import { MemoryStorage } from "../storage/memory.ts";
 import { createHttpTransport } from "../../transports/http/http.ts";
 import { createTcpTransport } from "../../transports/tcp/tcp.ts";
 import { TimeoutError } from "../errors.ts";
-import { createPlacementMember, type PlacementMember } from "./placement-member.ts";
-import { ROUTING_HEADERS } from "./routing.ts";
+import { ROUTING_HEADERS } from "../host/routing.ts";
+import { workerAdmission, workerPeerId } from "../host/worker-protocol.ts";
+import { createPlacementMember, type PlacementMember } from "./node.ts";
 import { createWorker, type OrreryWorker, type WorkerOptions } from "./worker.ts";
-import { workerAdmission } from "./worker-protocol.ts";
 
 const LEASE_MS = 600;
 const DRIFT = 0.01;
@@ -70,10 +70,16 @@ async function startCluster(kind: "tcp" | "http" = "tcp", workers?: readonly str
   };
 }
 
+function workerTransport(cluster: Cluster, id: string, secret = cluster.secret) {
+  const common = { id: workerPeerId(id), clusterId: cluster.clusterId, peers: cluster.addresses, secret, listen: "127.0.0.1:0" };
+  return cluster.kind === "http" ? createHttpTransport(common) : createTcpTransport({ ...common, dialAlways: true });
+}
+
 function echoWorker(cluster: Cluster, id: string, extra: Partial<WorkerOptions> = {}): Promise<OrreryWorker> {
   return createWorker({
     id,
-    cluster: { id: cluster.clusterId, members: cluster.addresses, secret: cluster.secret, transport: cluster.kind },
+    members: cluster.addresses,
+    transport: workerTransport(cluster, id),
     lease: { leaseMs: LEASE_MS, clockDriftMax: DRIFT },
     handle: (request, context) => ({
       status: 200,
@@ -231,7 +237,8 @@ describe("workers and the gateway (in-process members over TCP)", () => {
     await assert.rejects(stranger.ready(1500), TimeoutError.is);
     const impostor = await createWorker({
       id: "w1",
-      cluster: { id: cluster.clusterId, members: cluster.addresses, secret: "wrong" },
+      members: cluster.addresses,
+      transport: workerTransport(cluster, "w1", "wrong"),
       lease: { leaseMs: LEASE_MS, clockDriftMax: DRIFT },
       handle: () => ({ body: "no" }),
     });

@@ -4,9 +4,9 @@
  * command is for an operator who has decided that losing what follows the damage is acceptable
  * (typically because the member will catch up from its peers).
  */
-import type { Command, CliIo } from "../cli.ts";
-import { OrreryError } from "../errors.ts";
-import { FileStorage } from "./file.ts";
+import { OrreryError } from "../lib/errors.ts";
+import { FileStorage } from "../lib/storage/file.ts";
+import type { CliIo, Command } from "./main.ts";
 
 const USAGE = [
   "Usage: orrery repair --data DIR [--json]",

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { main, type CliIo } from "./cli.ts";
+import { main, type CliIo } from "./main.ts";
 
 function capture(): CliIo & { stdout: string; stderr: string } {
   const io = {

@@ -8,9 +8,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { drawOptions } from "./options.ts";
+import { drawOptions } from "../sim/options.ts";
 
-const bin = fileURLToPath(new URL("../lib/bin.mjs", import.meta.url));
+const bin = fileURLToPath(new URL("./bin.mjs", import.meta.url));
 
 function orrery(...args: string[]): { status: number | null; stdout: string; stderr: string } {
   const result = spawnSync(process.execPath, [bin, ...args], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });

@@ -1,6 +1,8 @@
 /**
- * The gateway every member runs: an HTTP server that sends a request for path P to the worker
- * that owns resource key P ({@link keyOfUrl}), with the grant in {@link ROUTING_HEADERS}.
+ * The gateway every member runs, as an HTTP server: it sends a request for path P to the worker
+ * that owns resource key P ({@link keyOfUrl}), with the grant in {@link ROUTING_HEADERS}. Where
+ * it goes and what happens on a refusal are decided by the host's `routeRequest` (the simulator
+ * decides with the same function); this adapter carries the bytes.
  *
  * A request's body is read whole (within `bodyBytesMax`) before it is routed, so that it can be
  * sent a second time: when the owner refuses the key (409 with `x-orrery-refused`) or cannot be
@@ -26,12 +28,13 @@
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { isIP, type AddressInfo } from "node:net";
 import { Pool, type Dispatcher } from "undici";
-import { ConfigError, OrreryError } from "../errors.ts";
+import { ConfigError } from "../errors.ts";
+import { routeRequest, type AttemptResult, type GatewayRoutes, type OwnerRoute } from "../host/gateway-routing.ts";
+import { MetricsRegistry, type Counter, type Gauge, type Histogram } from "../host/metrics.ts";
+import { ROUTING_HEADERS, keyOfUrl } from "../host/routing.ts";
 import { silentLogger, type Logger } from "../logger.ts";
-import type { ResourceKey } from "../placement/types.ts";
-import { MetricsRegistry, type Counter, type Gauge, type Histogram } from "./metrics.ts";
-import type { RouteAnswer } from "./placement-leader.ts";
-import { ROUTING_HEADERS, keyOfUrl } from "./routing.ts";
+
+export type { GatewayRoutes } from "../host/gateway-routing.ts";
 
 /** The longest resource key routed, in UTF-8 bytes; longer ones are answered 414. */
 export const KEY_BYTES_MAX = 1024;
@@ -82,20 +85,6 @@ const ROUTING_HEADER_PREFIX = "x-orrery-";
 
 /** The prefix of paths kept for the cluster's own endpoints, never routed. */
 const RESERVED_PATH_PREFIX = "/orrery/";
-
-/** Where a key's requests go, as the gateway asks for it. */
-export interface GatewayRoutes {
-  /**
-   * Where `key`'s requests go.
-   *
-   * `fresh = false`: from the member's placement table as applied (acquiring the key on first use).
-   * `fresh = true`: after a linearizable read; asked after a worker refused or could not be reached.
-   *
-   * May throw `NotLeaderError`, `TimeoutError`, `ClosedError`, `ProposalDroppedError` or
-   * `NoOwnerError`: all transient, answered 503 with `Retry-After`.
-   */
-  route(key: ResourceKey, fresh: boolean): Promise<RouteAnswer>;
-}
 
 /** Options of {@link createGateway}. */
 export interface GatewayOptions {
@@ -516,16 +505,19 @@ function describeError(error: unknown): string {
   return code === undefined || message.includes(code) ? message : `${code}: ${message}`;
 }
 
-/** A route the gateway can send to. */
-type OwnerRoute = Extract<RouteAnswer, { status: "ok" }>;
-
-/** How an attempt at a worker failed; `null` from {@link Exchange.send} means it answered. */
+/** How an attempt at a worker failed, with the error the adapter saw. */
 type Failure =
   | { readonly kind: "refused"; readonly route: OwnerRoute; readonly reason: string }
   | { readonly kind: "unreachable"; readonly route: OwnerRoute; readonly error: unknown }
   | { readonly kind: "timeout"; readonly route: OwnerRoute; readonly error: unknown }
   /** Anything else: a malformed answer, or the answer broke off after it had started. */
   | { readonly kind: "error"; readonly route: OwnerRoute; readonly error: unknown };
+
+/** An attempt's failure as the routing rules see it. */
+function attemptResult(failure: Failure): AttemptResult {
+  if (failure.kind === "refused") return { kind: "refused", reason: failure.reason };
+  return { kind: failure.kind, message: describeError(failure.error) };
+}
 
 class UnreachableAddressError extends Error {
   readonly code = "ECONNREFUSED";
@@ -815,19 +807,22 @@ class Exchange implements Dispatcher.DispatchHandler {
       if (body === null || this.settled) return;
       this.body = body;
     }
-    const first = await this.resolve(false);
-    if (first === null) return;
-    const failure = await this.send(first);
-    if (failure === null || this.settled) return;
-    if (failure.kind !== "refused" && failure.kind !== "unreachable") return this.answerFailure(failure);
-    const second = await this.resolve(true);
-    if (second === null) return;
-    this.gateway.counts.retries += 1;
-    const again = await this.send(second);
-    if (again === null || this.settled) return;
-    if (again.kind !== "refused" && again.kind !== "unreachable") return this.answerFailure(again);
-    const reason = `${explain(again)} (retried after: ${explain(failure)})`;
-    this.answer(again.kind === "refused" ? "refused" : "upstream_error", 503, { error: "no-owner", reason }, this.gateway.retryAfter);
+    const answer = await routeRequest({
+      key: this.key,
+      routes: this.gateway.options.routes,
+      attempt: async (route) => {
+        const failure = await this.send(route);
+        return failure === null ? { kind: "answered" } : attemptResult(failure);
+      },
+      active: () => !this.settled,
+      onRetry: () => (this.gateway.counts.retries += 1),
+      logger: this.gateway.logger,
+    });
+    if (answer === null || this.settled) return;
+    if (answer.outcome === "upstream_error" && answer.status === 502) {
+      this.gateway.logger.warn("a worker's answer failed", { key: this.key, message: answer.body.message });
+    }
+    this.answer(answer.outcome, answer.status, answer.body, answer.retryAfter ? this.gateway.retryAfter : null);
   }
 
   /** Records the request's outcome once. @returns false when it already had one. */
@@ -976,30 +971,6 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.answer("too_large", 413, { error: "too-large", message: `bodies are limited to ${bytesMax} bytes` }, close);
   }
 
-  /** Asks where the key's requests go. @returns null when the request was answered instead. */
-  private async resolve(fresh: boolean): Promise<OwnerRoute | null> {
-    let answer: RouteAnswer;
-    try {
-      answer = await this.gateway.options.routes.route(this.key, fresh);
-    } catch (error) {
-      if (this.settled) return null;
-      if (OrreryError.isOrreryError(error)) {
-        this.gateway.logger.debug("no route now", { key: this.key, fresh, error });
-        this.answer("no_owner", 503, { error: error.code, message: error.message }, this.gateway.retryAfter);
-      } else {
-        this.gateway.logger.warn("routing failed", { key: this.key, fresh, error });
-        this.answer("internal", 500, { error: "internal", message: "routing failed" });
-      }
-      return null;
-    }
-    if (this.settled) return null;
-    if (answer.status === "retry") {
-      this.answer("no_owner", 503, { error: "no-owner", reason: answer.reason }, this.gateway.retryAfter);
-      return null;
-    }
-    return answer;
-  }
-
   /** One attempt at the owner. @returns null when its answer went to the client. */
   private send(route: OwnerRoute): Promise<Failure | null> {
     return new Promise((resolve) => {
@@ -1037,16 +1008,6 @@ class Exchange implements Dispatcher.DispatchHandler {
     }
     if (code !== undefined && TIMEOUT_CODES.has(code)) return { kind: "timeout", route, error };
     return { kind: "error", route, error };
-  }
-
-  /** Answers an attempt's failure that is not worth a retry. */
-  private answerFailure(failure: Failure): void {
-    if (failure.kind === "timeout") {
-      this.answer("timeout", 504, { error: "timeout", message: describeError(failure.error) });
-      return;
-    }
-    this.gateway.logger.warn("a worker's answer failed", { key: this.key, owner: failure.route.owner, error: failure.kind === "refused" ? failure.reason : failure.error });
-    this.answer("upstream_error", 502, { error: "upstream-error", message: explain(failure) });
   }
 
   // --- undici's dispatch handler ----------------------------------------------------------------
@@ -1108,16 +1069,3 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 }
 
-/** A failed attempt in words, for the 503's `reason`. */
-function explain(failure: Failure): string {
-  const { owner, address, epoch } = failure.route;
-  switch (failure.kind) {
-    case "refused":
-      return `${owner} at ${address} refused the key at epoch ${epoch}: ${failure.reason}`;
-    case "unreachable":
-      return `${owner} at ${address} could not be reached: ${describeError(failure.error)}`;
-    case "timeout":
-    case "error":
-      return `${owner} at ${address} failed: ${describeError(failure.error)}`;
-  }
-}

@@ -3,24 +3,18 @@
  * every option, a summary and the trace hash; or run many seeds and list the failing ones.
  */
 import { spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
-import type { CliIo, Command } from "../lib/cli.ts";
 import { OrreryError } from "../lib/errors.ts";
-import { renderSpaceTime } from "./html.ts";
-import type { SimOptionOverrides, SimOptions } from "./options.ts";
-import { runSimulation, type FaultEvent, type SimResult } from "./simulator.ts";
+import { renderSpaceTime } from "../sim/html.ts";
+import type { SimOptionOverrides } from "../sim/options.ts";
+import { asReplayFile, type ReplayFile } from "../sim/replay.ts";
+import { runSimulation, type SimResult } from "../sim/simulator.ts";
+import type { CliIo, Command } from "./main.ts";
 
 /** Trace events kept for `--html`. */
 const HTML_EVENTS_MAX = 200_000;
-
-/** A saved schedule, as `orrery sim --replay FILE` reads it and the fuzzer writes it. */
-export interface ReplayFile {
-  readonly seed: number;
-  readonly options: SimOptions;
-  readonly schedule?: readonly FaultEvent[];
-}
 
 /** Thrown for a bad command line; the message says what is wrong. */
 class UsageError extends Error {}
@@ -112,16 +106,19 @@ function printResult(result: SimResult, io: CliIo): void {
 
 const wallClock = (): number => performance.now();
 
-function runOne(flags: Flags): { seed: number; result: SimResult } {
+async function runOne(flags: Flags): Promise<{ seed: number; result: SimResult }> {
   const replayPath = flags.values.get("--replay");
   const keepTraceEventsMax = flags.values.has("--html") ? HTML_EVENTS_MAX : 0;
   if (replayPath !== undefined) {
-    const replay = JSON.parse(readFileSync(replayPath, "utf8")) as ReplayFile;
-    if (!Number.isSafeInteger(replay.seed) || typeof replay.options !== "object") {
-      throw new UsageError(`${replayPath} is not a replay file (needs seed and options)`);
-    }
+    let replay: ReplayFile | null;
     try {
-      const result = runSimulation(replay.seed, {
+      replay = asReplayFile(JSON.parse(readFileSync(replayPath, "utf8")));
+    } catch (error) {
+      throw new UsageError(`${replayPath}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    if (replay === null) throw new UsageError(`${replayPath} is not a replay file (needs seed and options)`);
+    try {
+      const result = await runSimulation(replay.seed, {
         options: replay.options,
         ...(replay.schedule !== undefined ? { schedule: replay.schedule } : {}),
         keepTraceEventsMax,
@@ -136,12 +133,21 @@ function runOne(flags: Flags): { seed: number; result: SimResult } {
   }
   const seed = integer(flags, "--seed", 0, Number.MAX_SAFE_INTEGER);
   if (seed === undefined) throw new UsageError("--seed N is required (or --replay FILE)");
-  return { seed, result: runSimulation(seed, { overrides: overridesFrom(flags), keepTraceEventsMax, wallClock }) };
+  return { seed, result: await runSimulation(seed, { overrides: overridesFrom(flags), keepTraceEventsMax, wallClock }) };
+}
+
+/** The `orrery` executable beside this file: in the source (`cli/bin.mjs`) or in the package (`dist/cli.js` -> `cli/bin.mjs`). */
+function binPath(): string {
+  for (const candidate of ["./bin.mjs", "../cli/bin.mjs"]) {
+    const path = fileURLToPath(new URL(candidate, import.meta.url));
+    if (existsSync(path)) return path;
+  }
+  throw new Error("cannot find the orrery executable to run a second process");
 }
 
 /** Runs the same seed in a separate process and returns its trace hash. */
 function hashInChildProcess(args: readonly string[]): string {
-  const bin = fileURLToPath(new URL("../lib/bin.mjs", import.meta.url));
+  const bin = binPath();
   const child = spawnSync(process.execPath, [bin, "sim", ...args.filter((a) => a !== "--check-determinism"), "--json"], {
     encoding: "utf8",
     maxBuffer: 64 * 1024 * 1024,
@@ -152,7 +158,7 @@ function hashInChildProcess(args: readonly string[]): string {
 
 async function sim(args: readonly string[], io: CliIo): Promise<number> {
   const flags = parseFlags(args, ["--seed", "--members", "--ticks", "--html", "--replay"], ["--json", "--check-determinism", "--workers"]);
-  const { result } = runOne(flags);
+  const { result } = await runOne(flags);
   const htmlPath = flags.values.get("--html");
   if (htmlPath !== undefined) {
     writeFileSync(htmlPath, renderSpaceTime(result.trace, {
@@ -193,7 +199,7 @@ async function fuzz(args: readonly string[], io: CliIo): Promise<number> {
   let simulatedMs = 0;
   for (let i = 0; i < count; i += 1) {
     const seed = start + i;
-    const result = runSimulation(seed, { overrides, wallClock });
+    const result = await runSimulation(seed, { overrides, wallClock });
     events += result.stats.events;
     simulatedMs += result.stats.simulatedMs;
     if (result.violations.length > 0) {

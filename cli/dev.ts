@@ -1,15 +1,16 @@
 /**
- * The member and worker commands of `orrery`:
+ * `orrery` in a source checkout: the shipped commands and the examples' ones, which the package
+ * does not ship (they need the examples, and the SQLite worker needs better-sqlite3):
  * - `orrery node`: one member of the replicated key-value service (examples/kv).
  * - `orrery member`: one member of a placement cluster with its gateway (examples/router).
  * - `orrery worker`: one SQLite worker of the path-routed example (examples/router).
  * - `orrery demo`: three members and three workers on loopback, with a worker and a leader killed.
  */
-import { MEMBER_USAGE, runMember } from "../../examples/kv/member.ts";
-import { DEMO_USAGE, runDemo } from "../../examples/router/demo.ts";
-import { ROUTER_MEMBER_USAGE, runRouterMember } from "../../examples/router/member.ts";
-import { ROUTER_WORKER_USAGE, runRouterWorker } from "../../examples/router/worker.ts";
-import type { Command } from "../cli.ts";
+import { MEMBER_USAGE, runMember } from "../examples/kv/member.ts";
+import { DEMO_USAGE, runDemo } from "../examples/router/demo.ts";
+import { ROUTER_MEMBER_USAGE, runRouterMember } from "../examples/router/member.ts";
+import { ROUTER_WORKER_USAGE, runRouterWorker } from "../examples/router/worker.ts";
+import { COMMANDS, main as shippedMain, type CliIo, type Command } from "./main.ts";
 
 /** The `orrery node` command. */
 export const nodeCommand: Command = {
@@ -42,3 +43,11 @@ export const demoCommand: Command = {
   usage: DEMO_USAGE,
   run: (args, io) => runDemo(args, io.out, io.err),
 };
+
+/** Every command of a source checkout, in the order `--help` lists them. */
+export const DEV_COMMANDS: readonly Command[] = [demoCommand, memberCommand, workerCommand, nodeCommand, ...COMMANDS];
+
+/** Runs the command line of a source checkout; resolves to the exit status. */
+export function main(args: readonly string[], io?: CliIo): Promise<number> {
+  return shippedMain(args, io, DEV_COMMANDS);
+}

@@ -12,7 +12,7 @@ import {
   type GatewayOptions,
   type GatewayRoutes,
 } from "./gateway.ts";
-import type { RouteAnswer } from "./placement-leader.ts";
+import type { RouteAnswer } from "../host/placement-leader.ts";
 
 /** A request as a worker saw it. */
 interface Seen {
