@@ -48,15 +48,16 @@ async function startCluster(kind: "tcp" | "http" = "tcp", workers?: readonly str
         members: addresses,
         transport,
         storage: new MemoryStorage(),
-        tickMs: 5,
-        raft: { electionTicks: 20, heartbeatTicks: 2 },
+        // The defaults' pace (elections after 0.5–1 s): a busy machine does not depose leaders.
+        tickMs: 10,
+        raft: { electionTicks: 50, heartbeatTicks: 5 },
         lease: { leaseMs: LEASE_MS, clockDriftMax: DRIFT },
         placementTickMs: 10,
         gateway: { listen: "127.0.0.1:0", requestTimeoutMs: 5000 },
       }),
     );
   }
-  await members[0]?.node.waitForLeader(10_000);
+  await members[0]?.node.waitForLeader(30_000);
   return {
     members,
     addresses,
@@ -102,6 +103,12 @@ async function get(gateway: string, path: string, init: RequestInit = {}): Promi
   return { status: response.status, headers: response.headers, json };
 }
 
+/**
+ * The Node runtime's workers and gateway over real sockets: HTTP through the gateways to the
+ * worker's HTTP server, the TCP and HTTP transports with the secret and admission. The protocol's
+ * timing (failover, graceful leave, lease lapses) is tested in simulated time in
+ * lib/host/placement.test.ts.
+ */
 describe("workers and the gateway (in-process members over TCP)", () => {
   const closers: Array<() => Promise<void>> = [];
   after(async () => {
@@ -165,70 +172,6 @@ describe("workers and the gateway (in-process members over TCP)", () => {
     assert.equal(unrouted.status, 400);
   });
 
-  it("fails a dead worker's keys over to another worker, with a higher epoch, not before L(1+ρ) and within it plus a bound", async () => {
-    const cluster = await startCluster();
-    closers.push(() => cluster.close());
-    const w1 = await echoWorker(cluster, "w1");
-    const w2 = await echoWorker(cluster, "w2");
-    closers.push(() => w2.close({ leave: false }));
-    await Promise.all([w1.ready(), w2.ready()]);
-    let path = "";
-    let before: { worker: string; epoch: number } | null = null;
-    for (let i = 0; before === null || before.worker !== "w1"; i += 1) {
-      path = `/db/f${i}`;
-      before = (await get(cluster.gateway(0), path)).json;
-    }
-    const killedAt = performance.now();
-    await w1.close({ leave: false }); // stops renewing and serving, like a crash
-    let after: { status: number; headers: Headers; json: any } = { status: 0, headers: new Headers(), json: null };
-    while (performance.now() - killedAt < 10_000) {
-      after = await get(cluster.gateway(2), path);
-      if (after.status === 200) break;
-      assert.equal(after.status, 503, "unavailable (never wrong) until the failover");
-      assert.ok(after.headers.get("retry-after") !== null);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    const failoverMs = performance.now() - killedAt;
-    assert.equal(after.status, 200);
-    assert.equal(after.json.worker, "w2");
-    assert.ok(after.json.epoch > (before as { epoch: number }).epoch, "a new grant, a higher epoch");
-    assert.ok(failoverMs < LEASE_MS * (1 + DRIFT) + 1500, `failover took ${failoverMs.toFixed(0)} ms`);
-    // The leader counts L(1+ρ) from the receipt of the last renewal it answered, at most one renewal
-    // interval (L/4) before the kill: never sooner, or two workers could hold the key at once.
-    assert.ok(failoverMs >= LEASE_MS * (1 + DRIFT) - LEASE_MS / 4 - 5, `failover took only ${failoverMs.toFixed(0)} ms`);
-  });
-
-  it("moves a leaving worker's keys without failing a request", async () => {
-    const cluster = await startCluster();
-    closers.push(() => cluster.close());
-    const w1 = await echoWorker(cluster, "w1");
-    const w2 = await echoWorker(cluster, "w2");
-    closers.push(() => w2.close({ leave: false }));
-    await Promise.all([w1.ready(), w2.ready()]);
-    const paths = Array.from({ length: 12 }, (_, i) => `/db/d${i}`);
-    for (const path of paths) assert.equal((await get(cluster.gateway(0), path)).status, 200);
-    const held = w1.owned().length;
-    assert.ok(held > 0, "w1 owns some keys before leaving");
-    let stop = false;
-    const failures: string[] = [];
-    let served = 0;
-    const load = (async () => {
-      for (let i = 0; !stop; i += 1) {
-        const path = paths[i % paths.length] as string;
-        const answer = await get(cluster.gateway(i % 3), path);
-        if (answer.status !== 200) failures.push(`${path}: ${answer.status} ${JSON.stringify(answer.json)}`);
-        else served += 1;
-      }
-    })();
-    await w1.close(); // graceful: leave first
-    stop = true;
-    await load;
-    assert.deepEqual(failures, []);
-    assert.ok(served > paths.length, `requests were served during the move (${served})`);
-    for (const path of paths) assert.equal((await get(cluster.gateway(1), path)).json.worker, "w2");
-    assert.equal(w2.owned().length, paths.length);
-  });
-
   it("refuses a worker it was not told about, and one with the wrong secret", async () => {
     const cluster = await startCluster("tcp", ["w1"]);
     closers.push(() => cluster.close());
@@ -252,30 +195,8 @@ describe("workers and the gateway (in-process members over TCP)", () => {
     assert.equal(cluster.members[0]?.table().workers().length, 0, "neither joined");
     const known = await echoWorker(cluster, "w1");
     closers.push(() => known.close({ leave: false }));
-    await known.ready(5000);
+    await known.ready(30_000);
     assert.deepEqual(cluster.members[0]?.table().workers().map((w) => w.id), ["w1"]);
-  });
-});
-
-describe("a worker cut off from every member", () => {
-  it("releases its keys (onRelease) once its lease lapses, without any answer telling it to", async () => {
-    const cluster = await startCluster();
-    const released: string[] = [];
-    const w1 = await echoWorker(cluster, "w1", { onRelease: (key, epoch) => void released.push(`${key}@${epoch}`) });
-    try {
-      await w1.ready();
-      const routed = await get(cluster.gateway(0), "/db/cut");
-      assert.equal(routed.status, 200);
-      assert.deepEqual(w1.owned(), [{ key: "/db/cut", epoch: routed.json.epoch }]);
-      const cutAt = performance.now();
-      await cluster.close();
-      while (released.length === 0 && performance.now() - cutAt < LEASE_MS * 3) await new Promise((resolve) => setTimeout(resolve, 10));
-      assert.deepEqual(released, [`/db/cut@${routed.json.epoch}`]);
-      assert.ok(performance.now() - cutAt <= LEASE_MS * (1 - DRIFT) + 200, "released by the time its lease ran out");
-      assert.deepEqual(w1.owned(), []);
-    } finally {
-      await w1.close({ leave: false });
-    }
   });
 });
 
@@ -284,7 +205,7 @@ describe("workers over the HTTP transport", () => {
     const cluster = await startCluster("http");
     const w1 = await echoWorker(cluster, "w1");
     try {
-      await w1.ready(10_000);
+      await w1.ready(30_000);
       const answer = await get(cluster.gateway(2), "/files/report");
       assert.equal(answer.status, 200);
       assert.equal(answer.json.worker, "w1");
