@@ -9,10 +9,10 @@
  * - `--transports tcp,http` orrery's peer transports, one cluster per transport;
  * - `--only orrery,etcd,ceiling` runs only the sections named (default all three); `--etcd PATH`
  *   picks the etcd binary;
- * - `--member-entry source|dist` runs members from the TypeScript source through `lib/bin.mjs`
+ * - `--member-entry source|dist` runs members from the TypeScript source through `cli/bin.mjs`
  *   (default; tsx compiles on load, which costs start-up time and some memory) or from the build in
  *   `dist/` (run `npm run build` first); `--member-bin PATH` runs `node PATH node --id …` instead of
- *   `lib/bin.mjs` (a stand-in member, say);
+ *   `cli/bin.mjs` (a stand-in member, say);
  * - `--json` prints the document on one line (otherwise indented).
  *
  * For each orrery transport and for etcd: a fresh temp data dir, 3 members on free ports, a wait
@@ -77,7 +77,10 @@ const REPO_ROOT = fileURLToPath(new URL("..", import.meta.url));
 /** An orrery peer transport. */
 export type TransportName = "tcp" | "http";
 
-/** How members are started: from the TypeScript source (`lib/bin.mjs`) or the build (`dist/cli.js`). */
+/**
+ * How members are started: from the TypeScript source (`cli/bin.mjs`) or built (`build/dev/dev.js`,
+ * from `npm run build:dev`: the checkout's command line with the examples' commands, bundled).
+ */
 export type MemberEntry = "source" | "dist";
 
 /** A part of the benchmark that `--only` can pick. */
@@ -123,7 +126,7 @@ export function parseSettings(args: readonly string[]): BenchSettings {
       only: { type: "string", default: SECTIONS.join(",") },
       etcd: { type: "string" },
       "member-entry": { type: "string", default: "source" },
-      "member-bin": { type: "string", default: join(REPO_ROOT, "lib/bin.mjs") },
+      "member-bin": { type: "string", default: join(REPO_ROOT, "cli/bin.mjs") },
       json: { type: "boolean", default: false },
     },
   });
@@ -165,8 +168,8 @@ export interface OrreryMemberSpec {
 /**
  * The command that starts one orrery member (the only place that knows the member command line):
  * `node <bin> node --id … --members … --client … --data … --transport … --cluster bench
- * --log-level warn` with `bin` usually `lib/bin.mjs`, or the same arguments to `dist/cli.js`'s
- * `main` for `entry: "dist"`.
+ * --log-level warn` with `bin` usually `cli/bin.mjs`, or the same arguments to the bundled
+ * `build/dev/dev.js`'s `main` for `entry: "dist"`.
  */
 export function orreryMemberCommand(
   member: OrreryMemberSpec,
@@ -184,7 +187,7 @@ export function orreryMemberCommand(
     "--log-level", "warn",
   ];
   if (options.entry === "source") return { command: process.execPath, args: [options.bin, ...cliArgs] };
-  const cli = pathToFileURL(join(REPO_ROOT, "dist/cli.js")).href;
+  const cli = pathToFileURL(join(REPO_ROOT, "build/dev/dev.js")).href;
   const script = `const { main } = await import(${JSON.stringify(cli)}); process.exitCode = await main(process.argv.slice(1));`;
   return { command: process.execPath, args: ["--input-type=module", "--eval", script, ...cliArgs] };
 }

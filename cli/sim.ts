@@ -96,8 +96,10 @@ function printResult(result: SimResult, io: CliIo): void {
       `torn=${s.tornWrites} partitions=${s.partitions} reads=${s.reads} transfers=${s.leaderTransfers} ` +
       `snapshotsSent=${s.snapshotsSent} snapshotsInstalled=${s.snapshotsInstalled} snapshotsTaken=${s.snapshotsTaken} ` +
       `confChanges=${s.confChanges} membersAdded=${s.membersAdded} membersRetired=${s.membersRetired} ` +
-      `acquisitions=${s.acquisitions} failovers=${s.failovers} handoffs=${s.handoffs} ` +
-      `failoverTicksMax=${s.failoverTicksMax} fencedWritesRefused=${s.fencedWritesRefused} workerFaults=${s.workerFaults}\n`,
+      `memberCloses=${s.memberCloses} acquisitions=${s.acquisitions} failovers=${s.failovers} handoffs=${s.handoffs} ` +
+      `failoverTicksMax=${s.failoverTicksMax} routedWrites=${s.routedWrites} fencedWritesRefused=${s.fencedWritesRefused} ` +
+      `workerFaults=${s.workerFaults} scenarios=${s.scenarios} crashesAfterGrant=${s.crashesAfterGrant} ` +
+      `operationsSettled=${s.operationsSettled} checkQuorumChecks=${s.checkQuorumChecks} preVoteChecks=${s.preVoteChecks}\n`,
   );
   if (result.violations.length === 0) io.out("violations none\n");
   for (const v of result.violations) io.out(`VIOLATION ${v.checker} at ${(v.t / 1000).toFixed(3)}ms: ${v.message}\n`);

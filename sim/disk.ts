@@ -2,7 +2,10 @@
  * A simulated disk that models fsync. Writes land in a volatile buffer; `sync()` makes them
  * durable. A crash loses everything not synced, and may leave a torn record (a partial write of
  * the next record) at the tail, which recovery must detect by checksum and cut off, as the file
- * WAL does (DESIGN.md §4). Records are real bytes in the codec's format, checked on load.
+ * WAL does (DESIGN.md §4). Records hold the values written (entries are immutable and shared
+ * between members, so nothing is copied); a record is encoded into the codec's bytes only when a
+ * crash tears it, and its checksum then decides at load, as the file WAL's does. The byte format
+ * itself is the file WAL's to prove (its conformance and crash tests).
  *
  * Each incarnation of a member gets the disk as the `Storage` port through {@link SimDisk.open}:
  * an append is written at once and made durable by an fsync that takes simulated time (a batch
@@ -11,9 +14,6 @@
  */
 import { assert } from "../lib/assert.ts";
 import {
-  decodeEntries,
-  decodeHardState,
-  decodeSnapshot,
   encodeEntries,
   encodeHardState,
   encodeSnapshot,
@@ -30,14 +30,18 @@ const ENTRIES = 2;
 /** A snapshot replaces the whole log before it (entries records after it follow on from it). */
 const SNAPSHOT = 3;
 
-/** Bytes a snapshot may decode to on load (the simulator's snapshots are small). */
-const SNAPSHOT_DECODE_BYTES_MAX = 256 * 1024 * 1024;
-
-interface DiskRecord {
-  readonly type: typeof HARD_STATE | typeof ENTRIES | typeof SNAPSHOT;
-  readonly payload: Uint8Array;
-  readonly crc: number;
-}
+/** One record as written. */
+type DiskRecord = (
+  | { readonly type: typeof HARD_STATE; readonly value: HardState }
+  | { readonly type: typeof ENTRIES; readonly value: readonly Entry[] }
+  | { readonly type: typeof SNAPSHOT; readonly value: Snapshot }
+) & {
+  /**
+   * Set when a crash tore the record: the prefix of its encoded bytes that reached the disk, and
+   * the checksum of the whole record, which a torn prefix fails.
+   */
+  readonly torn?: { readonly payload: Uint8Array; readonly crc: number };
+};
 
 /** What a crash did to the unsynced tail. */
 export interface CrashOutcome {
@@ -64,9 +68,9 @@ export class SimDisk implements Storage {
    * durable only after `sync()`.
    */
   write(hardState: HardState | undefined, entries: readonly Entry[], snapshot?: Snapshot): void {
-    if (snapshot !== undefined) this.pending.push(record(SNAPSHOT, encodeSnapshot(snapshot)));
-    if (hardState !== undefined) this.pending.push(record(HARD_STATE, encodeHardState(hardState)));
-    if (entries.length > 0) this.pending.push(record(ENTRIES, encodeEntries(entries)));
+    if (snapshot !== undefined) this.pending.push({ type: SNAPSHOT, value: snapshot });
+    if (hardState !== undefined) this.pending.push({ type: HARD_STATE, value: hardState });
+    if (entries.length > 0) this.pending.push({ type: ENTRIES, value: [...entries] });
   }
 
   /**
@@ -78,9 +82,9 @@ export class SimDisk implements Storage {
   saveSnapshot(snapshot: Snapshot): void {
     const state = replay(this.durable);
     if (state.snapshot !== undefined && snapshot.index <= state.snapshot.index) return;
-    const records: DiskRecord[] = [record(HARD_STATE, encodeHardState(state.hardState)), record(SNAPSHOT, encodeSnapshot(snapshot))];
+    const records: DiskRecord[] = [{ type: HARD_STATE, value: state.hardState }, { type: SNAPSHOT, value: snapshot }];
     const kept = state.entries.filter((entry) => entry.index > snapshot.index);
-    if (kept.length > 0) records.push(record(ENTRIES, encodeEntries(kept)));
+    if (kept.length > 0) records.push({ type: ENTRIES, value: kept });
     this.durable.length = 0;
     this.durable.push(...records);
     this.snapshotsSaved += 1;
@@ -155,8 +159,9 @@ export class SimDisk implements Storage {
     this.pending = [];
     const first = lost[0];
     if (tornWrites && first !== undefined && random.chance(0.5)) {
-      const cut = Math.floor(random.next() * first.payload.byteLength);
-      this.durable.push({ type: first.type, payload: first.payload.slice(0, cut), crc: first.crc });
+      const payload = encodeRecord(first);
+      const cut = Math.floor(random.next() * payload.byteLength);
+      this.durable.push({ ...first, torn: { payload: payload.slice(0, cut), crc: crc32c(payload) } });
       return { lostRecords: lost.length, torn: true };
     }
     return { lostRecords: lost.length, torn: false };
@@ -169,7 +174,7 @@ export class SimDisk implements Storage {
    */
   load(): RestoredState {
     const last = this.durable[this.durable.length - 1];
-    if (last !== undefined && crc32c(last.payload) !== last.crc) {
+    if (last?.torn !== undefined && crc32c(last.torn.payload) !== last.torn.crc) {
       this.durable.pop();
       this.tornRecordsCut += 1;
     }
@@ -184,14 +189,14 @@ function replay(records: readonly DiskRecord[]): RestoredState {
   let entries: Entry[] = [];
   for (let i = 0; i < records.length; i += 1) {
     const rec = records[i] as DiskRecord;
-    assert(crc32c(rec.payload) === rec.crc, `record ${i} of ${records.length} is corrupt and not a torn tail`);
+    assert(rec.torn === undefined, `record ${i} of ${records.length} is torn and not at the tail`);
     if (rec.type === HARD_STATE) {
-      hardState = decodeHardState(rec.payload);
+      hardState = rec.value;
     } else if (rec.type === SNAPSHOT) {
-      snapshot = decodeSnapshot(rec.payload, { bytesMax: SNAPSHOT_DECODE_BYTES_MAX });
+      snapshot = rec.value;
       entries = [];
     } else {
-      const run = decodeEntries(rec.payload);
+      const run = rec.value;
       const first = run[0];
       if (first !== undefined) {
         // The run replaces stored entries from its first index on.
@@ -203,6 +208,14 @@ function replay(records: readonly DiskRecord[]): RestoredState {
   return snapshot === undefined ? { hardState, entries } : { hardState, snapshot, entries };
 }
 
-function record(type: DiskRecord["type"], payload: Uint8Array): DiskRecord {
-  return { type, payload, crc: crc32c(payload) };
+/** The record's bytes in the codec's format. */
+function encodeRecord(rec: DiskRecord): Uint8Array {
+  switch (rec.type) {
+    case HARD_STATE:
+      return encodeHardState(rec.value);
+    case ENTRIES:
+      return encodeEntries(rec.value);
+    case SNAPSHOT:
+      return encodeSnapshot(rec.value);
+  }
 }

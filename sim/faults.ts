@@ -51,7 +51,6 @@ export class Faults {
       }
       const leader = sim.currentLeader()?.id ?? null;
       const kind = sim.faults.pick(p.kinds);
-      sim.disturbRejoin();
       sim.setPartition(sim.network.partition(kind, sim.memberIds, leader));
       sim.scheduler.at(sim.now + sim.faults.int(1, p.durationMsMax * 1000), () => {
         if (sim.phase !== "safety") return;
@@ -77,7 +76,6 @@ export class Faults {
     const candidates = this.downable();
     if (candidates.length === 0) return;
     const victim = sim.faults.pick(candidates);
-    sim.disturbRejoin();
     sim.crashMember(victim);
     sim.scheduler.at(sim.now + sim.faults.int(1, sim.options.crashes.downMsMax * 1000), () => {
       if (!victim.process.up && sim.activeMembers().includes(victim)) sim.restartMember(victim);
@@ -88,7 +86,6 @@ export class Faults {
     const sim = this.sim;
     const candidates = this.downable().filter((m) => m.up);
     if (candidates.length === 0) return;
-    sim.disturbRejoin();
     sim.closeMember(sim.faults.pick(candidates), sim.faults.int(1, sim.options.closes.downMsMax * 1000));
   }
 
@@ -98,7 +95,6 @@ export class Faults {
     const leader = sim.currentLeader();
     const voters = leader?.node?.status().config.voters.filter((id) => id !== leader.id) ?? [];
     if (leader === undefined || voters.length === 0) return;
-    sim.disturbRejoin();
     sim.transfer(leader, sim.faults.pick(voters));
   }
 

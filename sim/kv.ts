@@ -25,9 +25,26 @@ export function encodeCommand(command: KvCommand): Uint8Array {
   return encoder.encode(JSON.stringify(command));
 }
 
+/**
+ * Commands by the bytes that carry them: every member applies the same entry, whose bytes the
+ * simulator shares by reference, so each is parsed once. Keyed by the backing buffer and offset
+ * (the host hands the state machine a fresh view of the same bytes each time).
+ */
+const parsed = new WeakMap<ArrayBufferLike, Map<number, KvCommand>>();
+
 /** Decodes a command's bytes. */
 export function decodeCommand(data: Uint8Array): KvCommand {
-  return JSON.parse(decoder.decode(data)) as KvCommand;
+  let byOffset = parsed.get(data.buffer);
+  if (byOffset === undefined) {
+    byOffset = new Map();
+    parsed.set(data.buffer, byOffset);
+  }
+  let command = byOffset.get(data.byteOffset);
+  if (command === undefined) {
+    command = JSON.parse(decoder.decode(data)) as KvCommand;
+    byOffset.set(data.byteOffset, command);
+  }
+  return command;
 }
 
 /**

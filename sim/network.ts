@@ -34,7 +34,8 @@ export interface Partition {
 
 /** The network between members (and between clients and members). */
 export class SimNetwork {
-  private readonly baseLatencyUs = new Map<string, number>();
+  /** from -> to -> the link's base latency, drawn on first use. */
+  private readonly baseLatencyUs = new Map<string, Map<string, number>>();
   private blocked = new Set<string>();
   /** Processes cut off (workers): each with the processes it can still reach, both ways. */
   private readonly cutOff = new Map<string, ReadonlySet<string>>();
@@ -68,12 +69,16 @@ export class SimNetwork {
   }
 
   private linkLatency(from: string, to: string): number {
-    const link = `${from}>${to}`;
-    let latency = this.baseLatencyUs.get(link);
+    let links = this.baseLatencyUs.get(from);
+    if (links === undefined) {
+      links = new Map();
+      this.baseLatencyUs.set(from, links);
+    }
+    let latency = links.get(to);
     if (latency === undefined) {
       const o = this.options;
       latency = o.latencyUsMin + Math.floor(this.random.next() * (o.latencyUsMax - o.latencyUsMin + 1));
-      this.baseLatencyUs.set(link, latency);
+      links.set(to, latency);
     }
     return latency;
   }

@@ -617,8 +617,12 @@ class Simulation {
     });
   }
 
-  /** After each event: probe the workers it touched (what they would serve may have changed). */
+  /**
+   * After each event: operations past their deadline are reported, and the workers the event
+   * touched are probed (what they would serve may have changed).
+   */
   private afterEvent(): void {
+    this.settles.check(this.now);
     if (this.touchedWorkers.size === 0) return;
     for (const worker of this.touchedWorkers) worker.probe();
     this.touchedWorkers.clear();
@@ -664,7 +668,7 @@ class Simulation {
     const tracked = this.trackSettle(member, what, timeoutMs);
     operation.then(
       (output) => {
-        this.settles.settled(tracked);
+        this.settles.settled(tracked, this.now);
         if (output === null) return reply({ ...base, status: "retry" });
         const kind = (output as { kind?: unknown } | undefined)?.kind;
         if (kind !== input.kind) {
@@ -675,7 +679,7 @@ class Simulation {
         reply({ ...base, status: "ok", output: output as KvOutput });
       },
       (error: unknown) => {
-        this.settles.settled(tracked);
+        this.settles.settled(tracked, this.now);
         if (NotLeaderError.is(error)) reply({ ...base, status: "notLeader", leaderHint: error.leaderHint });
         else if (ProposalDroppedError.is(error) || TimeoutError.is(error) || ClosedError.is(error)) reply({ ...base, status: "retry" });
         else if (member.process.up && member.process.generation === generation) {
@@ -692,9 +696,7 @@ class Simulation {
   trackSettle(member: SimMember, what: string, timeoutMs: number): number {
     const slackMs = 2 * this.options.tickMs;
     const deadlineUs = this.now + member.process.clock.trueDuration((timeoutMs + slackMs) * 1000) + 1;
-    const id = this.settles.track(this.now, member.id, member.process.generation, what, deadlineUs);
-    if (id !== 0) this.scheduler.at(deadlineUs, () => this.settles.due(this.now, id));
-    return id;
+    return this.settles.track(this.now, member.id, member.process.generation, what, deadlineUs);
   }
 
   private recordOperation(operation: Operation, seq: number): void {
@@ -912,6 +914,7 @@ class Simulation {
   }
 
   private finalChecks(): void {
+    this.settles.check(this.now);
     this.logMatching.check(this.now, this.logs());
     if (this.options.workers.enabled) {
       this.singleOwnership.settle(this.now);
@@ -999,6 +1002,7 @@ class Simulation {
 
   /** Crashes `member`: it stops at once; its disk keeps what was fsynced (maybe a torn record after it). */
   crashMember(member: SimMember, countAsCrash = true): void {
+    this.preVote.disturbed();
     const outcome = member.disk.crash(this.faults, countAsCrash && this.options.crashes.tornWrites);
     this.settles.died(member.id, member.process.generation);
     member.stop();
@@ -1026,6 +1030,7 @@ class Simulation {
     const node = member.placement ?? member.node;
     if (node === null || member.closing) return;
     member.closing = true;
+    this.preVote.disturbed();
     this.stats.memberCloses += 1;
     this.mix(23, member.id);
     const generation = member.process.generation;
@@ -1070,6 +1075,7 @@ class Simulation {
   }
 
   setPartition(partition: Partition): void {
+    this.preVote.disturbed();
     this.partition = partition;
     this.stats.partitions += 1;
     this.mix(8, partition.blocked.length);
@@ -1106,6 +1112,7 @@ class Simulation {
     const node = leader.node;
     if (node === null) return;
     this.stats.leaderTransfers += 1;
+    this.preVote.disturbed();
     this.mix(12, leader.id, target);
     void node.transferLeadership(target).catch(() => undefined);
     // A transfer restarts the leader's election timeout (it must finish within one), and with it
@@ -1127,6 +1134,7 @@ class Simulation {
     if (isJoint(status.config)) return;
     const ops = this.drawConfChange(status.config, status.matched ?? {}, status.commit);
     if (ops === null) return;
+    this.preVote.disturbed();
     this.mix(15, leader.id, ops.length);
     const added = ops.find((op) => op.kind === "addLearner");
     const change = added !== undefined ? node.addMember(added.id, added.id, { learner: true }) : node.changeMembership(ops);
@@ -1228,18 +1236,12 @@ class Simulation {
     });
   }
 
-  /** Something that may legitimately change the leader happened during a pre-vote window. */
-  disturbRejoin(): void {
-    this.preVote.disturbed();
-  }
-
   // ---------------------------------------------------------------------------------------------
   // Plumbing.
 
   /** Folds an event into the trace hash: its kind, the time, and up to four fields. */
   mix(kind: number, a: string | number = 0, b: string | number = 0, c = 0, d = 0): void {
-    const code = (f: string | number) => (typeof f === "number" ? f : this.names.code(f));
-    this.trace.mix(kind, this.now, code(a), code(b), c, d);
+    this.trace.mix(kind, this.now, typeof a === "number" ? a : this.names.code(a), typeof b === "number" ? b : this.names.code(b), c, d);
   }
 
   keep(event: TraceEvent): void {

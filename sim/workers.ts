@@ -45,6 +45,8 @@ export class SimWorker {
   private owned = new Map<ResourceKey, number>();
   /** The true time of the pending lapse probe, if one is scheduled. */
   private lapseProbeAt: number | null = null;
+  /** The agent's `ownershipVersion()` at the last probe (NaN: compare next time). */
+  private probedVersion = Number.NaN;
   closing = false;
 
   constructor(
@@ -127,8 +129,11 @@ export class SimWorker {
    * Compares what the agent would serve now with the last probe and reports the difference; then
    * makes sure a probe runs at the instant the lease runs out on the worker's clock.
    */
-  probe(): void {
+  probe(force = false): void {
     const agent = this.agent;
+    // Nothing that decides what it serves changed since the last look (a lapse forces one).
+    if (!force && agent !== null && this.process.up && agent.ownershipVersion() === this.probedVersion) return;
+    this.probedVersion = agent === null || !this.process.up ? Number.NaN : agent.ownershipVersion();
     const now = new Map<ResourceKey, number>();
     if (agent !== null && this.process.up) for (const { key, epoch } of agent.owned()) now.set(key, epoch);
     for (const [key, epoch] of this.owned) {
@@ -151,7 +156,7 @@ export class SimWorker {
     this.lapseProbeAt = atUs;
     this.scheduler.at(atUs, () => {
       if (this.lapseProbeAt === atUs) this.lapseProbeAt = null;
-      this.probe();
+      this.probe(true);
     });
   }
 
@@ -160,6 +165,6 @@ export class SimWorker {
     this.agent = null;
     this.closing = false;
     this.process.stop();
-    this.probe();
+    this.probe(true);
   }
 }

@@ -80,6 +80,10 @@ export class Scheduler {
    * `stop()` answers true after an event. `guard` runs before each event and may throw to abort.
    */
   async runUntil(endUs: number, guard: () => void, stop?: () => boolean): Promise<void> {
+    // What the caller started (a member's start, say) may still be in microtasks that will
+    // schedule events: let them run before looking at the queue.
+    await this.gate.pass();
+    if (stop?.()) return;
     while (this.queue.peekTime() <= endUs) {
       guard();
       const next = this.queue.pop();

@@ -141,6 +141,11 @@ export interface OrreryNode<Result = unknown> {
   onLeadershipChange(listener: LeadershipListener): () => void;
   /** The member's state. */
   status(): NodeStatus;
+  /**
+   * Whether this member leads now, and the leader it knows of (its id and address, `null` when it
+   * knows none): what `status()` says of leadership, without building the rest of it.
+   */
+  leadership(): { readonly leading: boolean; readonly leader: NodeId | null; readonly leaderAddress: string | null };
   /** Prometheus text exposition of the member's metrics. */
   metrics(): string;
   /**
@@ -223,7 +228,12 @@ export class Node<Result> implements OrreryNode<Result> {
   private readonly attempts = new Map<number, number>();
   private readonly forwardDeadlines = new DeadlineQueue<number>();
   private heldForwards = 0;
-  private readonly recentResults = new Map<number, { term: number; result: Result }>();
+  /**
+   * Results of the last {@link RECENT_RESULTS_MAX} entries applied, by index modulo the size, for
+   * forwarded proposals whose answer arrives after their entry was applied here.
+   */
+  private readonly recentResults: ({ index: number; term: number; result: Result } | undefined)[] = [];
+  private remembering = false;
   private nextReadId = 1;
   private readonly reads = new Map<string, PendingRead>();
   private readonly readDeadlines = new DeadlineQueue<string>();
@@ -373,6 +383,11 @@ export class Node<Result> implements OrreryNode<Result> {
     };
   }
 
+  leadership(): { readonly leading: boolean; readonly leader: NodeId | null; readonly leaderAddress: string | null } {
+    const leader = this.raft.leader;
+    return { leading: this.raft.role === "leader", leader, leaderAddress: this.addressOf(leader) };
+  }
+
   status(): NodeStatus {
     const status = this.raft.status();
     return {
@@ -489,7 +504,8 @@ export class Node<Result> implements OrreryNode<Result> {
       this.awaitPosition(index, term, forward.timeoutMs, forward.deadline).then(forward.resolve, forward.reject);
       return;
     }
-    const recent = this.recentResults.get(index);
+    const slot = this.recentResults[index % RECENT_RESULTS_MAX];
+    const recent = slot !== undefined && slot.index === index ? slot : undefined;
     if (recent !== undefined && recent.term === term) forward.resolve(recent.result);
     else if (recent !== undefined) forward.reject(this.dropped("leader-change", `entry ${index} was replaced`));
     else forward.reject(new TimeoutError(`forwarded proposal (answered after entry ${index} was applied)`, forward.timeoutMs));
@@ -695,10 +711,16 @@ export class Node<Result> implements OrreryNode<Result> {
   // ---------------------------------------------------------------------------------------------
   // The Ready loop.
 
+  /**
+   * Runs the Ready loop once the current turn's synchronous work is done: everything stepped,
+   * proposed or read in it (a chunk of messages from one connection, a batch of proposals) goes
+   * into one Ready, and the loop starts without waiting for another turn of the event loop. While
+   * a Ready is being persisted, what arrives meanwhile waits for the next one (group commit).
+   */
   private schedule(): void {
     if (this.loopScheduled || this.looping || this.closed || this.failure !== null) return;
     this.loopScheduled = true;
-    this.clock.defer(() => void this.runLoop());
+    void Promise.resolve().then(() => this.runLoop());
   }
 
   private async runLoop(): Promise<void> {
@@ -799,7 +821,7 @@ export class Node<Result> implements OrreryNode<Result> {
     }
     this.metricsOf.applied.inc();
     this.observer?.applied?.(entry);
-    if (this.forwards.size > 0 || this.recentResults.size > 0) this.remember(entry, result as Result);
+    if (this.remembering || this.forwards.size > 0) this.remember(entry, result as Result);
     const pending = this.proposals.get(entry.index);
     if (pending === undefined) return;
     this.proposals.delete(entry.index);
@@ -808,11 +830,9 @@ export class Node<Result> implements OrreryNode<Result> {
   }
 
   private remember(entry: Entry, result: Result): void {
-    this.recentResults.set(entry.index, { term: entry.term, result });
-    if (this.recentResults.size > RECENT_RESULTS_MAX) {
-      const oldest = this.recentResults.keys().next().value as number;
-      this.recentResults.delete(oldest);
-    }
+    // Once a follower has forwarded, it keeps remembering: a late answer may name any recent index.
+    this.remembering = true;
+    this.recentResults[entry.index % RECENT_RESULTS_MAX] = { index: entry.index, term: entry.term, result };
   }
 
   private applyHostRecord(entry: Entry): void {

@@ -90,7 +90,7 @@ export class PlacementLeader {
     this.started = true;
     this.unsubscribeApplied = this.machine.subscribe((command, result) => this.onApplied(command, result));
     this.unsubscribe = this.node.onLeadershipChange(({ role }) => this.onRole(role === "leader"));
-    this.onRole(this.node.status().role === "leader");
+    this.onRole(this.node.leadership().leading);
     this.arm();
   }
 
@@ -160,8 +160,8 @@ export class PlacementLeader {
   }
 
   private requireLeader(): void {
-    const status = this.node.status();
-    if (status.role !== "leader") throw new NotLeaderError(status.leader, status.leaderAddress);
+    const { leading, leader, leaderAddress } = this.node.leadership();
+    if (!leading) throw new NotLeaderError(leader, leaderAddress);
   }
 
   private onRole(leading: boolean): void {
@@ -189,7 +189,7 @@ export class PlacementLeader {
 
   /** Leader only: expires workers whose lease surely ran out, hands off lapsed drains, rebalances. */
   private tick(): void {
-    if (!this.tracker.isLeading() || this.node.status().role !== "leader") return;
+    if (!this.tracker.isLeading() || !this.node.leadership().leading) return;
     const now = this.now();
     const table = this.machine.table;
     for (const worker of this.tracker.expiredWorkers(now, table.workers().map((w) => w.id))) {

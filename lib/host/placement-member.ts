@@ -312,10 +312,8 @@ class WorkerDesk {
 
   private async handle(worker: WorkerId, request: WorkerRequestPayload): Promise<WorkerAnswerPayload> {
     const requestId = request.requestId;
-    const status = this.node.status();
-    if (status.role !== "leader") {
-      return { kind: "refused", requestId, code: "ORRERY_NOT_LEADER", reason: "not the leader", leaderHint: status.leader };
-    }
+    const { leading, leader } = this.node.leadership();
+    if (!leading) return { kind: "refused", requestId, code: "ORRERY_NOT_LEADER", reason: "not the leader", leaderHint: leader };
     try {
       switch (request.kind) {
         case "join": {

@@ -129,6 +129,11 @@ export interface WorkerAgent {
    * answer: nothing is served at or after it unless a renewal answer extends it.
    */
   leaseUntil(): number | null;
+  /**
+   * A number that changes whenever what `owned()` returns may have changed, other than by the
+   * lease running out (see `leaseUntil`): a watcher can skip comparing while it stays the same.
+   */
+  ownershipVersion(): number;
   stats(): WorkerStats;
   /**
    * `null` when `key` at `epoch` may be served now, else why not. A grant newer than any this
@@ -195,6 +200,8 @@ export class Agent implements WorkerAgent {
   private isReady = false;
   private renewTimer: Cancel | null = null;
   private reconcileTimer: Cancel | null = null;
+  /** Incremented whenever a renewal answer is taken or a grant starts or stops being served. */
+  private ownershipChanges = 0;
   private readonly counts = {
     requestsServed: 0,
     requestsRefused: 0,
@@ -281,6 +288,10 @@ export class Agent implements WorkerAgent {
 
   leaseUntil(): number | null {
     return this.lease.validUntil();
+  }
+
+  ownershipVersion(): number {
+    return this.ownershipChanges;
   }
 
   stats(): WorkerStats {
@@ -447,10 +458,12 @@ export class Agent implements WorkerAgent {
         this.joined = false;
       }
       this.lease.answered(seq, []);
+      this.ownershipChanges += 1;
       await this.reconcile();
       return;
     }
     this.lease.answered(seq, answer.keys);
+    this.ownershipChanges += 1;
     await this.reconcile();
     if (!this.isReady) {
       this.isReady = true;
@@ -538,6 +551,7 @@ export class Agent implements WorkerAgent {
       return;
     }
     this.serving.set(grant.key, grant.epoch);
+    this.ownershipChanges += 1;
     this.counts.acquired += 1;
     this.logger.debug("acquired", { worker: this.id, key: grant.key, epoch: grant.epoch });
   }
@@ -545,6 +559,7 @@ export class Agent implements WorkerAgent {
   private async releaseGrant(grant: LeaseGrant): Promise<void> {
     if (this.serving.get(grant.key) !== grant.epoch) return;
     this.serving.delete(grant.key);
+    this.ownershipChanges += 1;
     await this.idle(grant.key);
     this.counts.released += 1;
     try {

@@ -80,6 +80,7 @@ export async function createWorker(options: WorkerOptions): Promise<OrreryWorker
     ready: (timeoutMs) => running.ready(timeoutMs),
     owned: () => running.owned(),
     leaseUntil: () => running.leaseUntil(),
+    ownershipVersion: () => running.ownershipVersion(),
     stats: () => running.stats(),
     leave: (timeoutMs) => running.leave(timeoutMs),
     close(closeOptions = {}): Promise<void> {

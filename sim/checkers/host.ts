@@ -33,13 +33,16 @@ interface Tracked {
 }
 
 /**
- * Every operation the API accepted settles by its deadline. `track` it when it is called, `settled`
- * when its promise settles, and `due(t)` at its deadline (the simulator schedules that); `died`
- * forgets a member's operations when its incarnation ends (a dead process owes no answers).
+ * Every operation the API accepted settles by its deadline. `track` it when it is called and
+ * `settled` when its promise settles; `check(t)` as time passes (after every event) reports those
+ * still pending past their deadline, and `settled` one that settles late; `died` forgets a
+ * member's operations when its incarnation ends (a dead process owes no answers).
  */
 export class OperationsSettle {
   static readonly checker = "operations-settle";
   private readonly pending = new Map<number, Tracked>();
+  /** Deadlines of the pending operations, a min-heap of [deadline, id]. */
+  private readonly heap: [number, number][] = [];
   private nextId = 1;
   private untracked = 0;
   private settledCount = 0;
@@ -55,12 +58,17 @@ export class OperationsSettle {
     }
     const id = this.nextId++;
     this.pending.set(id, { member, generation, what, startedUs: t, deadlineUs });
+    this.push([deadlineUs, id]);
     return id;
   }
 
-  /** Operation `id` settled. */
-  settled(id: number): void {
-    if (this.pending.delete(id)) this.settledCount += 1;
+  /** Operation `id` settled at `t`: reported if that is past its deadline. */
+  settled(id: number, t: number): void {
+    const op = this.pending.get(id);
+    if (op === undefined) return;
+    this.pending.delete(id);
+    if (t > op.deadlineUs) this.fire(t, op, `settled only at ${ms(t)}`);
+    else this.settledCount += 1;
   }
 
   /** Incarnation `generation` of `member` ended: its operations will never settle, and need not. */
@@ -68,17 +76,15 @@ export class OperationsSettle {
     for (const [id, op] of this.pending) if (op.member === member && op.generation === generation) this.pending.delete(id);
   }
 
-  /** Time `t` reached operation `id`'s deadline: fires if it is still pending. */
-  due(t: number, id: number): void {
-    const op = this.pending.get(id);
-    if (op === undefined) return;
-    assert(t >= op.deadlineUs, "checked at or after its deadline");
-    this.pending.delete(id);
-    this.report({
-      checker: OperationsSettle.checker,
-      message: `${op.what} on ${op.member}, called at ${ms(op.startedUs)}, had not settled by its deadline ${ms(op.deadlineUs)}`,
-      t,
-    });
+  /** Time reached `t`: every operation still pending past its deadline is reported. */
+  check(t: number): void {
+    while (this.heap.length > 0 && (this.heap[0] as [number, number])[0] < t) {
+      const [, id] = this.pop();
+      const op = this.pending.get(id);
+      if (op === undefined) continue;
+      this.pending.delete(id);
+      this.fire(t, op, `had not settled at ${ms(t)}`);
+    }
   }
 
   /** Operations that settled in time. */
@@ -89,6 +95,53 @@ export class OperationsSettle {
   /** Operations not tracked because {@link SETTLE_TRACKED_MAX} were pending. */
   get untrackedCount(): number {
     return this.untracked;
+  }
+
+  private fire(t: number, op: Tracked, what: string): void {
+    this.report({
+      checker: OperationsSettle.checker,
+      message: `${op.what} on ${op.member}, called at ${ms(op.startedUs)} and due by ${ms(op.deadlineUs)}, ${what}`,
+      t,
+    });
+  }
+
+  private push(item: [number, number]): void {
+    const heap = this.heap;
+    heap.push(item);
+    let i = heap.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if ((heap[parent] as [number, number])[0] <= item[0]) break;
+      heap[i] = heap[parent] as [number, number];
+      i = parent;
+    }
+    heap[i] = item;
+  }
+
+  private pop(): [number, number] {
+    const heap = this.heap;
+    const top = heap[0] as [number, number];
+    const last = heap.pop() as [number, number];
+    if (heap.length > 0) {
+      // Sift `last` down from the root, moving smaller children up.
+      let i = 0;
+      for (;;) {
+        const left = 2 * i + 1;
+        const right = left + 1;
+        let smallest = -1;
+        let smallestDeadline = last[0];
+        if (left < heap.length && (heap[left] as [number, number])[0] < smallestDeadline) {
+          smallest = left;
+          smallestDeadline = (heap[left] as [number, number])[0];
+        }
+        if (right < heap.length && (heap[right] as [number, number])[0] < smallestDeadline) smallest = right;
+        if (smallest === -1) break;
+        heap[i] = heap[smallest] as [number, number];
+        i = smallest;
+      }
+      heap[i] = last;
+    }
+    return top;
   }
 }
 
