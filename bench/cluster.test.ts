@@ -5,13 +5,20 @@
  * integration tests do that), and no timing is ever asserted.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
+import { runBench } from "./run-bench.ts";
 import { VALUE_BYTES, freePorts, runLoad, type LoadResult } from "./cluster-load.ts";
 import { orreryMemberCommand, orreryPutTarget, parseSettings } from "./cluster.ts";
 import { etcdGatewayPrefix, findEtcd } from "./etcd.ts";
+
+/** Suites with sockets or processes run under a timeout, so that a hang fails naming the suite. */
+const SUITE_MS_MAX = 120_000;
+
+/** How long the short etcd run may take before it is stopped; below the suite's bound, so that the cleanup runs. */
+const ETCD_RUN_MS_MAX = 180_000;
+
 
 /** Writes the in-test server saw: path -> body length. */
 const received = new Map<string, number>();
@@ -41,14 +48,21 @@ function assertLatencies(result: LoadResult): void {
   assert.ok(result.p999Ms <= result.maxMs, "p99.9 <= max");
 }
 
-describe("bench/cluster-load.ts", () => {
-  let server: Server;
+describe("bench/cluster-load.ts", { timeout: SUITE_MS_MAX }, () => {
+  let server: Server | undefined;
   let origin: string;
   before(async () => {
     server = await startServer();
     origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
-  after(() => server.close());
+  after(async () => {
+    const open = server;
+    if (open === undefined) return;
+    // Kept-alive connections would hold close() open; nothing is in flight once the tests are done.
+    const closed = new Promise<void>((resolve) => open.close(() => resolve()));
+    open.closeAllConnections();
+    await closed;
+  });
 
   it("measures writes per second and latency quantiles against a server that answers 204", async () => {
     const result = await runLoad({ target: orreryPutTarget(origin), clients: 2, seconds: 0.8, warmupSeconds: 0.2 });
@@ -92,11 +106,11 @@ describe("bench/cluster.ts", () => {
       dataDir: "/tmp/d",
       transport: "tcp",
       entry: "source",
-      bin: "lib/bin.mjs",
+      bin: "cli/bin.mjs",
     });
     assert.equal(command, process.execPath);
     assert.deepEqual(args, [
-      "lib/bin.mjs", "node",
+      "cli/bin.mjs", "node",
       "--id", "n1",
       "--members", "n1=127.0.0.1:7001,n2=127.0.0.1:7002,n3=127.0.0.1:7003",
       "--client", "127.0.0.1:8001",
@@ -132,15 +146,11 @@ describe("bench/cluster.ts", () => {
 
 const etcd = await findEtcd();
 
-describe("bench/cluster.ts against etcd", () => {
+describe("bench/cluster.ts against etcd", { timeout: ETCD_RUN_MS_MAX + 60_000 }, () => {
   const skip = "reason" in etcd ? `no etcd: ${etcd.reason}` : false;
 
-  it("runs a short load through a 3-member etcd cluster and prints one JSON document", { skip }, () => {
-    const stdout = execFileSync(
-      process.execPath,
-      ["--import", "tsx", "bench/cluster.ts", "--only", "etcd", "--seconds", "0.8", "--warmup", "0.2", "--clients", "1,4", "--json"],
-      { encoding: "utf8" },
-    );
+  it("runs a short load through a 3-member etcd cluster and prints one JSON document", { skip }, async () => {
+    const stdout = await runBench(["--import", "tsx", "bench/cluster.ts", "--only", "etcd", "--seconds", "0.8", "--warmup", "0.2", "--clients", "1,4", "--json"], ETCD_RUN_MS_MAX, "bench-cluster-test");
     assert.equal(stdout.trim().split("\n").length, 1, "one line of output");
     const result = JSON.parse(stdout) as Record<string, unknown>;
     assert.equal((result.machine as Record<string, unknown>).node, process.version);

@@ -4,8 +4,13 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
+
+/** How long the run may take before it is killed: a fraction of a second per size, but tsx and a busy machine. */
+const RUN_TIMEOUT_MS = 120_000;
 
 const SIZE_FIELDS = [
   "entriesPerSecond",
@@ -21,11 +26,17 @@ function assertNumber(value: unknown, field: string): void {
   assert.ok(Number.isFinite(value), field);
 }
 
-describe("bench/wal.ts", () => {
-  it("prints one JSON object with the raw fsync rate and WAL throughput per batch size", () => {
+describe("bench/wal.ts", { timeout: 2 * RUN_TIMEOUT_MS }, () => {
+  it("prints one JSON object with the raw fsync rate and WAL throughput per batch size", (t) => {
+    // The benchmark's folder goes in one of this test's, removed even if the run is killed. That
+    // the benchmark removes its own is checked below.
+    const tmp = mkdtempSync(join(tmpdir(), "orrery-bench-wal-test-"));
+    t.after(() => rmSync(tmp, { recursive: true, force: true }));
     const stdout = execFileSync(process.execPath, ["--import", "tsx", "bench/wal.ts"], {
-      env: { ...process.env, WAL_BENCH_SECONDS: "0.2" },
+      env: { ...process.env, WAL_BENCH_SECONDS: "0.2", TMPDIR: tmp },
       encoding: "utf8",
+      timeout: RUN_TIMEOUT_MS,
+      killSignal: "SIGKILL",
     });
     assert.equal(stdout.trim().split("\n").length, 1, "one line of output");
     const result = JSON.parse(stdout) as Record<string, unknown>;

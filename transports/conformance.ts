@@ -3,7 +3,9 @@
  * each implementation (memory, TCP, HTTP) by calling {@link describeTransportConformance} from its
  * test file. Test support; not exported from the package.
  *
- * Every wait is bounded ({@link WAIT_MS_MAX}); factories should use short reconnect backoffs.
+ * Every wait is on a condition and bounded ({@link WAIT_MS_MAX}); factories should use short
+ * reconnect backoffs. The few fixed sleeps left are deliberate gaps, after which a test checks
+ * that something did *not* happen.
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -64,8 +66,17 @@ export interface TransportFactory {
   stalledPeer?(options: { readonly id: NodeId; readonly clusterId: string; readonly secret?: string }): Promise<StalledPeer>;
 }
 
-/** The longest any case waits for a condition, in milliseconds. */
-export const WAIT_MS_MAX = 8_000;
+/**
+ * The longest any case waits for a condition, in milliseconds. Generous, because the suite must
+ * pass on a machine whose cores are busy with other work; a case that passes waits far less.
+ */
+export const WAIT_MS_MAX = 30_000;
+
+/**
+ * The longest the suite of one implementation may run, in milliseconds: a hang fails with a
+ * message naming the suite instead of holding the run until the runner's own timeout.
+ */
+export const SUITE_MS_MAX = 300_000;
 
 /** The test certificate and key for `localhost`/127.0.0.1 (transports/testdata; for tests only). */
 export function testTls(): TransportTlsOptions {
@@ -82,7 +93,7 @@ const MiB = 1024 * 1024;
  * so that a factory may hold per-test state (the memory transport's network).
  */
 export function describeTransportConformance(name: string, makeFactory: () => TransportFactory): void {
-  describe(`Transport conformance: ${name}`, () => {
+  describe(`Transport conformance: ${name}`, { timeout: SUITE_MS_MAX }, () => {
     describeDelivery(makeFactory);
     describeLifecycle(makeFactory);
     describeLimits(makeFactory);
@@ -394,8 +405,17 @@ class Harness {
     this.closers.push(closer);
   }
 
+  /** Runs every closer, newest first, even when one fails; then throws the first failure. */
   async close(): Promise<void> {
-    for (const closer of this.closers.reverse()) await closer();
+    const failures: unknown[] = [];
+    for (const closer of this.closers.reverse()) {
+      try {
+        await closer();
+      } catch (error) {
+        failures.push(error);
+      }
+    }
+    if (failures.length > 0) throw failures[0];
   }
 }
 
@@ -403,9 +423,12 @@ async function withHarness(makeFactory: () => TransportFactory, body: (h: Harnes
   const h = new Harness(makeFactory());
   try {
     await body(h);
-  } finally {
-    await h.close();
+  } catch (error) {
+    // Close everything, but report the test's own failure rather than a failure to close.
+    await h.close().catch(() => {});
+    throw error;
   }
+  await h.close();
 }
 
 /** Records what a transport delivers. `sequence` lists message seqs and payload seqs in arrival order. */
@@ -469,6 +492,7 @@ async function expectRefused(from: Member, to: Member): Promise<void> {
     from.transport.send([heartbeat(from.transport.id, to.transport.id, seq)]);
     seq += 1;
   });
+  // A deliberate gap: anything the refused peer managed to slip through would arrive within it.
   await sleep(50);
   assert.ok(!to.inbox.messages.some((m) => m.from === from.transport.id), "nothing from the refused peer was delivered");
 }
@@ -486,6 +510,8 @@ async function flood(transport: Transport, to: NodeId, bytesTotal: number): Prom
     await nextTurn();
     sample(transport.stats());
   }
+  // A deliberate gap: the transport keeps writing what it buffered, and the sample after it
+  // would see the buffer grow if nothing bounded it.
   await sleep(100);
   sample(transport.stats());
   return { bufferedBytesMax, heapGrowthBytes: (await settledHeapBytes(gc)) - before };

@@ -1,7 +1,9 @@
 /**
  * Test support: a cluster of `orrery node` processes on loopback, each with its own WAL directory
  * under one temporary folder, that can be killed (SIGKILL), stopped (SIGTERM) and restarted from
- * its WAL. Used by the integration tests; every wait is bounded.
+ * its WAL. Used by the integration tests. Every wait is on a condition and bounded, generously, so
+ * that the tests pass on a machine whose cores are busy with other work; a cluster whose start
+ * fails kills what it started.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -12,8 +14,17 @@ import { freePorts } from "../../lib/free-ports.ts";
 
 const BIN = fileURLToPath(new URL("../../cli/bin.mjs", import.meta.url));
 
-/** How long a member may take to start and answer `/status`. */
-export const START_TIMEOUT_MS = 20_000;
+/**
+ * How long a member may take to start and answer `/status`, and the default bound of every other
+ * wait: three processes compiling TypeScript on two busy cores take many seconds.
+ */
+export const START_TIMEOUT_MS = 60_000;
+
+/** How long one `/status` request may take. */
+const STATUS_TIMEOUT_MS = 5_000;
+
+/** How long a signalled process may take to exit; after it, a SIGTERM is followed by SIGKILL. */
+const EXIT_TIMEOUT_MS = 30_000;
 
 /** What `/status` answers. */
 export interface MemberStatus {
@@ -61,8 +72,14 @@ export class ProcessCluster {
         log: "",
       });
     }
-    for (const m of cluster.members) cluster.spawn(m);
-    await cluster.waitForLeader();
+    try {
+      for (const m of cluster.members) cluster.spawn(m);
+      await cluster.waitForLeader();
+    } catch (error) {
+      // The caller never gets the cluster to destroy, so it is destroyed here.
+      await cluster.destroy();
+      throw error;
+    }
     return cluster;
   }
 
@@ -107,18 +124,29 @@ export class ProcessCluster {
   private async signal(id: string, signal: NodeJS.Signals): Promise<number | null> {
     const m = this.member(id);
     const child = m.process;
-    if (child === null || child.exitCode !== null || child.signalCode !== null) return child?.exitCode ?? null;
+    if (child === null) return null;
+    if (child.exitCode !== null || child.signalCode !== null) {
+      m.process = null;
+      return child.exitCode;
+    }
     const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
     child.kill(signal);
-    const code = await exited;
-    m.process = null;
-    return code;
+    try {
+      return await withDeadline(exited, EXIT_TIMEOUT_MS, `${id} exiting after ${signal}`);
+    } catch (error) {
+      // A process that ignores SIGTERM must not outlive the test; SIGKILL cannot be ignored.
+      child.kill("SIGKILL");
+      await exited;
+      throw error;
+    } finally {
+      m.process = null;
+    }
   }
 
   /** `/status` of a member, or null when it does not answer. */
   async status(id: string): Promise<MemberStatus | null> {
     try {
-      const res = await fetch(`${this.url(id)}/status`, { signal: AbortSignal.timeout(1000) });
+      const res = await fetch(`${this.url(id)}/status`, { signal: AbortSignal.timeout(STATUS_TIMEOUT_MS) });
       return res.ok ? ((await res.json()) as MemberStatus) : null;
     } catch {
       return null;
@@ -161,14 +189,43 @@ export class ProcessCluster {
       .join("\n");
   }
 
-  /** Kills every member and removes the data. */
+  /** Kills every member and removes the data, even when a kill fails. */
   async destroy(): Promise<void> {
-    await Promise.all(this.members.map((m) => this.kill(m.id)));
-    rmSync(this.dir, { recursive: true, force: true });
+    try {
+      await Promise.allSettled(this.members.map((m) => this.kill(m.id)));
+    } finally {
+      rmSync(this.dir, { recursive: true, force: true });
+    }
   }
 }
 
-/** Waits `ms` milliseconds. */
+/** Waits `ms` milliseconds: a poll interval, never a way to wait for something to happen. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls `done` every 50 ms until it holds; throws naming `what` (and `details()`) after `timeoutMs`. */
+export async function waitUntil(
+  what: string,
+  done: () => boolean | Promise<boolean>,
+  options: { readonly timeoutMs?: number; readonly details?: () => string } = {},
+): Promise<void> {
+  const timeoutMs = options.timeoutMs ?? START_TIMEOUT_MS;
+  const deadline = Date.now() + timeoutMs;
+  while (!(await done())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${options.details?.() ?? ""}`);
+    await sleep(50);
+  }
+}
+
+async function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no exit within ${ms} ms`)), ms))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -10,11 +10,18 @@ import { performance } from "node:perf_hooks";
 import { describe, it } from "node:test";
 import { checkLinearizability } from "../../sim/checkers/linearizability.ts";
 import type { KvInput, KvOutput, Operation } from "../../sim/history.ts";
-import { ProcessCluster, sleep } from "./harness.ts";
+import { ProcessCluster, sleep, waitUntil } from "./harness.ts";
 
 const CLIENTS = 6;
 const KEYS = ["a", "b", "c"];
-const REQUEST_TIMEOUT_MS = 3000;
+/** Longer than the members' own proposal timeout (5 s), so that a busy member answers instead of leaving a write unknown. */
+const REQUEST_TIMEOUT_MS = 10_000;
+/** How many operations with a known outcome a run must record before it stops its clients. */
+const KNOWN_OPERATIONS_MIN = 50;
+/** How many operations the clients record after the killed member restarts, so that they run across the restart. */
+const OPERATIONS_AFTER_RESTART_MIN = 20;
+/** Every file runs under a timeout; this one starts four clusters of three processes. */
+const SUITE_MS_MAX = 300_000;
 
 /** What one HTTP attempt of an operation came to. */
 type Outcome =
@@ -57,6 +64,9 @@ async function perform(base: string, input: KvInput): Promise<Outcome> {
 class History {
   readonly operations: Operation[] = [];
   private nextId = 0;
+  known(): number {
+    return this.operations.filter((o) => o.output !== null).length;
+  }
   writesAfter(us: number): number {
     return this.operations.filter((o) => o.input.kind !== "get" && o.output !== null && o.invokedUs > us).length;
   }
@@ -71,6 +81,12 @@ class History {
       this.operations.push({ id, client, input, output: outcome.output, invokedUs, returnedUs: nowUs() });
     }
   }
+}
+
+/** The body of a GET, bounded like every request of these tests. */
+async function getText(url: string): Promise<string> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+  return res.text();
 }
 
 function nowUs(): number {
@@ -103,23 +119,32 @@ async function client(n: number, cluster: ProcessCluster, history: History, unti
 }
 
 for (const transport of ["tcp", "http"] as const) {
-  describe(`a three-member cluster of processes over ${transport}`, { timeout: 120_000 }, () => {
+  describe(`a three-member cluster of processes over ${transport}`, { timeout: SUITE_MS_MAX }, () => {
     it("stays linearizable across a leader SIGKILL, commits again, and the restarted member catches up", async () => {
       const cluster = await ProcessCluster.start(3, transport);
+      const history = new History();
+      let done = false;
+      let clients: Promise<void>[] = [];
       try {
-        const history = new History();
-        let done = false;
-        const clients = Array.from({ length: CLIENTS }, (_, n) => client(n, cluster, history, () => done));
-        await sleep(1500);
+        clients = Array.from({ length: CLIENTS }, (_, n) => client(n, cluster, history, () => done));
+        // Each phase lasts until what it is for has happened, not for a fixed time, so that a busy
+        // machine makes the run longer rather than failing it.
+        await waitUntil("a write to commit", () => history.writesAfter(0) > 0);
         const leader = await cluster.waitForLeader();
-        assert.ok(history.operations.some((o) => o.output !== null && o.input.kind !== "get"), "writes commit");
         const killedUs = nowUs();
         await cluster.kill(leader);
         const next = await cluster.waitForLeader();
         assert.notEqual(next, leader);
-        await sleep(1500);
+        await waitUntil("a write to commit after the leader's SIGKILL", () => history.writesAfter(killedUs) > 0);
         cluster.spawn(cluster.member(leader));
-        await sleep(2000);
+        const recordedAtRestart = history.operations.length;
+        await waitUntil(
+          "the restarted member to answer, and the clients to run across its restart",
+          async () =>
+            history.operations.length >= recordedAtRestart + OPERATIONS_AFTER_RESTART_MIN &&
+            history.known() > KNOWN_OPERATIONS_MIN &&
+            (await cluster.status(leader)) !== null,
+        );
         done = true;
         await Promise.all(clients);
         assert.ok(history.writesAfter(killedUs) > 0, "writes succeed after the leader's SIGKILL");
@@ -128,18 +153,21 @@ for (const transport of ["tcp", "http"] as const) {
         const commit = (await cluster.status(leaderNow))?.commit ?? 0;
         await cluster.waitForApplied(leader, commit);
         for (const key of KEYS) {
-          const a = await fetch(`${cluster.url(leaderNow)}/kv/${key}`).then((r) => r.text());
-          const b = await fetch(`${cluster.url(leader)}/kv/${key}`).then((r) => r.text());
+          const a = await getText(`${cluster.url(leaderNow)}/kv/${key}`);
+          const b = await getText(`${cluster.url(leader)}/kv/${key}`);
           assert.equal(b, a, `the restarted member agrees on ${key}`);
         }
 
         const verdict = checkLinearizability(history.operations);
         assert.equal(verdict.status, "ok", JSON.stringify(verdict).slice(0, 2000));
-        const known = history.operations.filter((o) => o.output !== null).length;
-        assert.ok(known > 50, `enough operations completed (${known})`);
+        const known = history.known();
+        assert.ok(known > KNOWN_OPERATIONS_MIN, `enough operations completed (${known})`);
       } catch (error) {
         throw new Error(`${(error as Error).message}\n${cluster.logs()}`, { cause: error });
       } finally {
+        // Clients of a failed run stop too (each request is bounded), before their cluster goes.
+        done = true;
+        await Promise.allSettled(clients);
         await cluster.destroy();
       }
     });
@@ -148,13 +176,12 @@ for (const transport of ["tcp", "http"] as const) {
       const cluster = await ProcessCluster.start(3, transport);
       try {
         const leader = await cluster.waitForLeader();
-        const res = await fetch(`${cluster.url(leader)}/kv/x`, { method: "PUT", body: "1" });
+        const res = await fetch(`${cluster.url(leader)}/kv/x`, { method: "PUT", body: "1", signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
         assert.equal(res.status, 204);
         assert.equal(await cluster.stop(leader), 0, "exit status 0 after SIGTERM");
-        const next = await cluster.waitForLeader(5000);
+        const next = await cluster.waitForLeader();
         assert.notEqual(next, leader);
-        const after = await fetch(`${cluster.url(next)}/kv/x`);
-        assert.equal(await after.text(), "1");
+        assert.equal(await getText(`${cluster.url(next)}/kv/x`), "1");
       } finally {
         await cluster.destroy();
       }

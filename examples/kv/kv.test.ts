@@ -11,6 +11,12 @@ import { parseMemberArgs } from "./member.ts";
 
 const at = { index: 1, term: 1 };
 
+/** How long a test waits for a leader: generous, because the machine may be busy with other work. */
+const LEADER_WAIT_MS_MAX = 30_000;
+
+/** Real timers and sockets: a hang fails with the suite's name well before the run's own timeout. */
+const SUITE_MS_MAX = 120_000;
+
 describe("KvStore", () => {
   it("puts, deletes and compares-and-sets", () => {
     const store = new KvStore();
@@ -48,7 +54,7 @@ describe("KvStore", () => {
   });
 });
 
-describe("the key-value HTTP API", () => {
+describe("the key-value HTTP API", { timeout: SUITE_MS_MAX }, () => {
   it("serves writes, linearizable reads, cas, status, metrics and health, and refuses bad requests", async () => {
     const network = new MemoryNetwork();
     const store = new KvStore();
@@ -60,10 +66,11 @@ describe("the key-value HTTP API", () => {
       stateMachine: store,
       tickMs: 5,
     });
-    await node.waitForLeader(5000);
-    const service = await startKvService({ node, store, listen: "127.0.0.1:0" });
-    const u = service.url;
+    let service: Awaited<ReturnType<typeof startKvService>> | undefined;
     try {
+      await node.waitForLeader(LEADER_WAIT_MS_MAX);
+      service = await startKvService({ node, store, listen: "127.0.0.1:0" });
+      const u = service.url;
       assert.equal((await fetch(`${u}/kv/a%2Fb`, { method: "PUT", body: "v1" })).status, 204);
       const got = await fetch(`${u}/kv/a%2Fb`);
       assert.equal(got.status, 200);
@@ -84,18 +91,21 @@ describe("the key-value HTTP API", () => {
       const big = await fetch(`${u}/kv/big`, { method: "PUT", body: "x".repeat(BODY_BYTES_MAX + 1) });
       assert.equal(big.status, 413);
     } finally {
-      await service.close();
+      await service?.close();
       await node.close();
     }
   });
 });
 
-describe("writes on a follower", () => {
+describe("writes on a follower", { timeout: SUITE_MS_MAX }, () => {
   it("are redirected with 307 to the leader's API under redirect, and forwarded otherwise", async () => {
     const network = new MemoryNetwork();
     const ids = ["n1", "n2", "n3"];
     const members = Object.fromEntries(ids.map((id) => [id, id]));
     const stores = new Map<string, KvStore>();
+    // The host's default timings (an election timeout of 500–1000 ms): the three members share one
+    // event loop with the HTTP services, and shorter timeouts let a busy machine's stalls depose
+    // the leader in the middle of the test.
     const nodes = await Promise.all(
       ids.map((id) => {
         const store = new KvStore();
@@ -106,20 +116,21 @@ describe("writes on a follower", () => {
           transport: network.transport({ id }),
           storage: new MemoryStorage(),
           stateMachine: store,
-          tickMs: 5,
-          raft: { electionTicks: 10, heartbeatTicks: 1 },
         });
       }),
     );
-    const leaderId = await (nodes[0] as (typeof nodes)[number]).waitForLeader(5000);
-    const follower = nodes.find((n) => n.id !== leaderId && n.status().leader === leaderId) ?? nodes.find((n) => n.id !== leaderId);
-    assert.ok(follower !== undefined);
-    const clientUrls = { [leaderId]: "http://leader.example:8001" };
-    const store = stores.get(follower.id) as KvStore;
-    const redirecting = await startKvService({ node: follower, store, listen: "127.0.0.1:0", redirect: true, clientUrls });
-    const forwarding = await startKvService({ node: follower, store, listen: "127.0.0.1:0" });
+    const services: Array<Awaited<ReturnType<typeof startKvService>>> = [];
     try {
-      await follower.waitForLeader(5000);
+      const leaderId = await (nodes[0] as (typeof nodes)[number]).waitForLeader(LEADER_WAIT_MS_MAX);
+      const follower = nodes.find((n) => n.id !== leaderId && n.status().leader === leaderId) ?? nodes.find((n) => n.id !== leaderId);
+      assert.ok(follower !== undefined);
+      const clientUrls = { [leaderId]: "http://leader.example:8001" };
+      const store = stores.get(follower.id) as KvStore;
+      const redirecting = await startKvService({ node: follower, store, listen: "127.0.0.1:0", redirect: true, clientUrls });
+      services.push(redirecting);
+      const forwarding = await startKvService({ node: follower, store, listen: "127.0.0.1:0" });
+      services.push(forwarding);
+      await follower.waitForLeader(LEADER_WAIT_MS_MAX);
       const res = await fetch(`${redirecting.url}/kv/k`, { method: "PUT", body: "v", redirect: "manual" });
       assert.equal(res.status, 307);
       assert.equal(res.headers.get("location"), "http://leader.example:8001/kv/k");
@@ -127,8 +138,7 @@ describe("writes on a follower", () => {
       assert.equal(forwarded.status, 204);
       assert.equal(await (await fetch(`${forwarding.url}/kv/k`)).text(), "v");
     } finally {
-      await redirecting.close();
-      await forwarding.close();
+      for (const service of services) await service.close();
       await Promise.all(nodes.map((n) => n.close()));
     }
   });

@@ -26,8 +26,12 @@ beforeEach(() => {
 });
 
 afterEach(() => {
-  for (const databases of opened) databases.close();
-  rmSync(dir, { recursive: true, force: true });
+  // The folder goes even when a database fails to close.
+  try {
+    for (const databases of opened) databases.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 /** A ServeContext stub that counts its `stillOwned()` calls. */
@@ -93,9 +97,12 @@ describe("FencedDatabases", () => {
     const a = worker();
     a.acquire(KEY, 5);
     const peek = new Database(join(dir, "users.sqlite"), { readonly: true });
-    assert.equal(peek.pragma("journal_mode", { simple: true }), "wal");
-    assert.deepEqual(peek.prepare("SELECT id, epoch FROM _fence").all(), [{ id: 1, epoch: 5 }]);
-    peek.close();
+    try {
+      assert.equal(peek.pragma("journal_mode", { simple: true }), "wal");
+      assert.deepEqual(peek.prepare("SELECT id, epoch FROM _fence").all(), [{ id: 1, epoch: 5 }]);
+    } finally {
+      peek.close();
+    }
     assert.deepEqual(a.held(), [{ key: KEY, epoch: 5 }]);
 
     const put = await call(a, 5, "PUT", `${KEY}?k=alice`, "héllo");
@@ -280,11 +287,14 @@ describe("FencedDatabases", () => {
     a.acquire(KEY, 2);
     // Fill through a second connection in one transaction: ten thousand fenced writes would each fsync.
     const direct = new Database(join(dir, "users.sqlite"));
-    const insert = direct.prepare("INSERT INTO items (k, v, epoch) VALUES (?, ?, 2)");
-    direct.transaction(() => {
-      for (let i = 0; i <= ITEMS_LIST_MAX; i += 1) insert.run(`k${String(i).padStart(5, "0")}`, String(i));
-    })();
-    direct.close();
+    try {
+      const insert = direct.prepare("INSERT INTO items (k, v, epoch) VALUES (?, ?, 2)");
+      direct.transaction(() => {
+        for (let i = 0; i <= ITEMS_LIST_MAX; i += 1) insert.run(`k${String(i).padStart(5, "0")}`, String(i));
+      })();
+    } finally {
+      direct.close();
+    }
     const listing = await call(a, 2, "GET", KEY);
     const keys = Object.keys(listing.json.items);
     assert.equal(keys.length, ITEMS_LIST_MAX);

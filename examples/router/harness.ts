@@ -3,7 +3,9 @@
  * file WAL, gateway) and `orrery worker` processes (SQLite databases in one shared folder), on
  * loopback under one temporary folder. Processes can be killed (SIGKILL), paused (SIGSTOP),
  * resumed (SIGCONT) and stopped gracefully (SIGTERM). Used by `orrery demo`, the integration tests
- * and `bench/gateway`; every wait is bounded.
+ * and `bench/gateway`. Every wait is on a condition and bounded, generously, so that the tests pass
+ * on a machine whose cores are busy with other work; a cluster whose start fails kills what it
+ * started, and {@link RouterCluster.destroy} waits for every process to be gone.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -14,8 +16,14 @@ import { freePorts } from "../../lib/free-ports.ts";
 
 const BIN = fileURLToPath(new URL("../../cli/bin.mjs", import.meta.url));
 
-/** How long a process may take to start (members: ready gateway; workers: joined). */
-export const PROCESS_START_MS_MAX = 30_000;
+/**
+ * How long a process may take to start (members: ready gateway; workers: joined): several
+ * processes compiling TypeScript on two busy cores take many seconds.
+ */
+export const PROCESS_START_MS_MAX = 60_000;
+
+/** How long a signalled process may take to exit. */
+const EXIT_MS_MAX = 30_000;
 
 /** How long a request made by the harness may take. */
 export const HARNESS_REQUEST_MS_MAX = 10_000;
@@ -168,9 +176,15 @@ export class RouterCluster {
     });
     if (target.stopped) child.kill("SIGCONT");
     child.kill(signal);
-    const code = await withDeadline(exited, 30_000, `${name} exiting after ${signal}`);
-    target.process = null;
-    return code;
+    try {
+      return await withDeadline(exited, EXIT_MS_MAX, `${name} exiting after ${signal}`);
+    } catch (error) {
+      // A process that ignores SIGTERM must not outlive the caller; SIGKILL cannot be ignored.
+      child.kill("SIGKILL");
+      throw error;
+    } finally {
+      target.process = null;
+    }
   }
 
   /** Restarts a member from its WAL (same addresses). */
@@ -239,15 +253,25 @@ export class RouterCluster {
     return this.request(gateway, path);
   }
 
-  /** Kills every process and removes the folder. */
+  /** Kills every process, waits for them to be gone, and removes the folder. */
   async destroy(): Promise<void> {
+    const exits: Promise<unknown>[] = [];
     for (const p of [...this.workers, ...this.members]) {
-      if (p.process === null) continue;
-      if (p.stopped) p.process.kill("SIGCONT");
-      p.process.kill("SIGKILL");
+      const child = p.process;
+      if (child === null) continue;
+      if (child.exitCode === null && child.signalCode === null) {
+        exits.push(withDeadline(new Promise((resolve) => child.once("exit", resolve)), EXIT_MS_MAX, `${p.name} exiting after SIGKILL`));
+      }
+      if (p.stopped) child.kill("SIGCONT");
+      child.kill("SIGKILL");
     }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    rmSync(this.dir, { recursive: true, force: true });
+    try {
+      // The folder goes once nothing writes to it any more; a SIGKILL takes effect at once, so the
+      // bound only keeps a broken machine from holding the caller.
+      await Promise.allSettled(exits);
+    } finally {
+      rmSync(this.dir, { recursive: true, force: true });
+    }
   }
 
   /** The last lines of every process's log, for a failure message. */
@@ -309,7 +333,7 @@ export class RouterCluster {
   }
 }
 
-/** Resolves after `ms`. */
+/** Resolves after `ms`: a poll interval or a documented gap, never a way to wait for something to happen. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

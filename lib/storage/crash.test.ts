@@ -11,7 +11,7 @@
  * and directory; the directories of a failed run are kept for inspection.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -40,10 +40,23 @@ const KILL_DELAY_MS_MAX = 20;
 
 const dirs: string[] = [];
 let keepDirs = false;
+/** Children not yet seen to exit; a test that fails or times out must not leave them running. */
+const running = new Set<ChildProcess>();
 after(async () => {
+  await Promise.all([...running].map(killAndWait));
   if (keepDirs) return;
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
 });
+
+/** SIGKILLs `child` and waits (boundedly: a SIGKILL cannot be ignored) for it to be gone. */
+async function killAndWait(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  child.kill("SIGKILL");
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([gone, new Promise<void>((resolve) => (timer = setTimeout(resolve, 10_000)))]);
+  clearTimeout(timer);
+}
 
 /** When to kill the child: on its n-th acknowledgement, or a delay after it is ready. */
 type KillPlan = { readonly kind: "acks"; readonly acks: number } | { readonly kind: "delay"; readonly delayMs: number };
@@ -110,6 +123,8 @@ function planKill(random: () => number): KillPlan {
 function runChild(dir: string, seed: string, plan: KillPlan): Promise<ChildRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ["--import", "tsx", CHILD_PATH, dir, seed], { stdio: ["ignore", "pipe", "pipe"] });
+    running.add(child);
+    child.once("exit", () => running.delete(child));
     const lines: string[] = [];
     let partial = "";
     let stderr = "";
@@ -305,7 +320,8 @@ async function runLane(id: number, iterations: number, failed: { value: boolean 
   return lane;
 }
 
-describe("FileStorage crash test", () => {
+// It spawns hundreds of processes: a hang fails here, naming the suite, well before the run's timeout.
+describe("FileStorage crash test", { timeout: 720_000 }, () => {
   it(`keeps every acknowledged write across ${KILLS} SIGKILLs of a writing process`, { timeout: 600_000 }, async (t) => {
     assert.ok(Number.isSafeInteger(KILLS) && KILLS >= 1, "ORRERY_CRASH_KILLS is a positive integer");
     assert.ok(Number.isSafeInteger(LANES) && LANES >= 1, "ORRERY_CRASH_LANES is a positive integer");

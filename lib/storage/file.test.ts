@@ -8,7 +8,7 @@ import { cp, mkdtemp, readdir, readFile, rename, rm, stat, truncate, writeFile }
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { after, before, describe, it } from "node:test";
+import { after, afterEach, before, describe, it } from "node:test";
 import fc from "fast-check";
 import { StorageError } from "../errors.ts";
 import type { HardState, Snapshot } from "../raft/messages.ts";
@@ -24,6 +24,19 @@ async function tempDir(): Promise<string> {
   dirs.push(dir);
   return dir;
 }
+
+/** Every storage a test opened; those a failing test left open are closed after it. */
+const opened = new Set<FileStorage>();
+async function openStorage(...args: Parameters<typeof FileStorage.open>): Promise<FileStorage> {
+  const storage = await FileStorage.open(...args);
+  opened.add(storage);
+  return storage;
+}
+afterEach(async () => {
+  // close() is idempotent, so storages the test closed itself are closed again harmlessly.
+  for (const storage of opened) await storage.close();
+  opened.clear();
+});
 after(async () => {
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
 });
@@ -57,7 +70,7 @@ function framesOf(bytes: Uint8Array): { offset: number; end: number; type: numbe
 }
 
 async function expectCorrupt(dir: string, file: string, offset: number): Promise<void> {
-  await assert.rejects(FileStorage.open(dir), (error: unknown) => {
+  await assert.rejects(openStorage(dir), (error: unknown) => {
     assert.ok(StorageError.is(error), String(error));
     assert.equal(error.reason, "corrupt", error.message);
     assert.equal(error.file, join(dir, file), error.message);
@@ -68,7 +81,7 @@ async function expectCorrupt(dir: string, file: string, offset: number): Promise
 
 /** Appends single-record batches (alternating entries and hard states) and returns each state. */
 async function writeScenario(dir: string, batches: number, segmentBytesMax: number): Promise<RestoredState[]> {
-  const storage = await FileStorage.open(dir, { segmentBytesMax });
+  const storage = await openStorage(dir, { segmentBytesMax });
   const models: RestoredState[] = [EMPTY_STATE];
   let model = EMPTY_STATE;
   for (let i = 1; i <= batches; i += 1) {
@@ -83,39 +96,41 @@ async function writeScenario(dir: string, batches: number, segmentBytesMax: numb
   return models;
 }
 
-describe("FileStorage lock", () => {
+// It spawns processes, so a hang fails here with this suite's name rather than at the run's timeout.
+describe("FileStorage lock", { timeout: 300_000 }, () => {
   it("refuses a second open of the same directory in this process, and opens again after close", async () => {
     const dir = await tempDir();
-    const first = await FileStorage.open(dir);
-    await assert.rejects(FileStorage.open(dir), (error: unknown) => StorageError.is(error) && error.reason === "locked");
+    const first = await openStorage(dir);
+    await assert.rejects(openStorage(dir), (error: unknown) => StorageError.is(error) && error.reason === "locked");
     assert.equal((await readFile(join(dir, "LOCK"), "utf8")).trim(), String(process.pid));
     await first.close();
-    const second = await FileStorage.open(dir);
+    const second = await openStorage(dir);
     await second.close();
   });
 
   it("refuses an open from another process while the lock is held", async () => {
     const dir = await tempDir();
-    const storage = await FileStorage.open(dir);
+    const storage = await openStorage(dir);
     const url = pathToFileURL(join(import.meta.dirname, "file.ts")).href;
     const script = `import(${JSON.stringify(url)}).then((m) => m.FileStorage.open(${JSON.stringify(dir)}))
       .then(() => console.log("opened"), (e) => console.log(e.code, e.reason));`;
-    const child = spawnSync(process.execPath, ["--import", "tsx", "-e", script], { encoding: "utf8", timeout: 15_000 });
+    // Bounded, but generously: tsx compiling the storage on a busy machine can take many seconds.
+    const child = spawnSync(process.execPath, ["--import", "tsx", "-e", script], { encoding: "utf8", timeout: 120_000, killSignal: "SIGKILL" });
     assert.equal(child.stdout.trim(), "ORRERY_STORAGE locked", child.stderr);
     await storage.close();
   });
 
   it("takes over a stale lock whose process is dead", async () => {
     const dir = await tempDir();
-    const dead = spawnSync(process.execPath, ["-e", ""]).pid as number;
+    const dead = spawnSync(process.execPath, ["-e", ""], { timeout: 60_000, killSignal: "SIGKILL" }).pid as number;
     await writeFile(join(dir, "LOCK"), `${dead}\n`);
-    const storage = await FileStorage.open(dir);
+    const storage = await openStorage(dir);
     assert.equal((await readFile(join(dir, "LOCK"), "utf8")).trim(), String(process.pid));
     await storage.close();
   });
 
   it("refuses use after close with reason closed", async () => {
-    const storage = await FileStorage.open(await tempDir());
+    const storage = await openStorage(await tempDir());
     await storage.close();
     await assert.rejects(storage.load(), (error: unknown) => StorageError.is(error) && error.reason === "closed");
     await storage.close();
@@ -133,14 +148,14 @@ describe("FileStorage recovery", () => {
       const dir = await tempDir();
       await cp(pristine, dir, { recursive: true });
       await truncate(join(dir, name as string), cut);
-      const storage = await FileStorage.open(dir);
+      const storage = await openStorage(dir);
       assert.deepEqual(plain(await storage.load()), plain(models[5] as RestoredState));
       assert.deepEqual(storage.recovery.tailCut, { file: join(dir, name as string), offset: last.offset, bytes: cut - last.offset });
       assert.equal((await stat(join(dir, name as string))).size, last.offset);
       // The storage goes on from the cut, and what it writes survives.
       await storage.append({ entries: [entry(5, 2)] });
       await storage.close();
-      const reopened = await FileStorage.open(dir);
+      const reopened = await openStorage(dir);
       const expected = applyBatch(models[5] as RestoredState, { entries: [entry(5, 2)] });
       assert.deepEqual(plain(await reopened.load()), plain(expected));
       await reopened.close();
@@ -162,7 +177,7 @@ describe("FileStorage recovery", () => {
     assert.equal(report?.offset, victim.offset);
     assert.equal(report?.bytesCut, bytes.byteLength - victim.offset);
     assert.equal(await FileStorage.repair(dir), null);
-    const storage = await FileStorage.open(dir);
+    const storage = await openStorage(dir);
     assert.deepEqual(plain(await storage.load()), plain(models[2] as RestoredState));
     await storage.close();
   });
@@ -185,7 +200,7 @@ describe("FileStorage recovery", () => {
 
   it("finishes an install that a crash left in snapshot.tmp", async () => {
     const dir = await tempDir();
-    const storage = await FileStorage.open(dir);
+    const storage = await openStorage(dir);
     let model = EMPTY_STATE;
     const batches: StorageBatch[] = [{ entries: [entry(1, 1), entry(2, 1), entry(3, 1)] }];
     for (const batch of batches) await storage.append(batch);
@@ -200,7 +215,7 @@ describe("FileStorage recovery", () => {
     // As if the crash came after the install's segment was synced, before the rename.
     await rename(join(dir, "snapshot"), join(dir, "snapshot.tmp"));
     await writeFile(join(dir, "snapshot"), older);
-    const reopened = await FileStorage.open(dir);
+    const reopened = await openStorage(dir);
     assert.equal(reopened.recovery.snapshotRolledForward, true);
     assert.deepEqual(plain(await reopened.load()), plain(model));
     assert.ok(!(await readdir(dir)).includes("snapshot.tmp"));
@@ -211,7 +226,7 @@ describe("FileStorage recovery", () => {
 describe("FileStorage segments and limits", () => {
   it("rotates segments and deletes those wholly below a local snapshot", async () => {
     const dir = await tempDir();
-    const storage = await FileStorage.open(dir, { segmentBytesMax: 150 });
+    const storage = await openStorage(dir, { segmentBytesMax: 150 });
     let model = EMPTY_STATE;
     for (let index = 1; index <= 20; index += 1) {
       const batch: StorageBatch = { hardState: { term: 1, vote: "n1", commit: index - 1 }, entries: [entry(index, 1)] };
@@ -228,14 +243,14 @@ describe("FileStorage segments and limits", () => {
     assert.ok(kept.includes(before[before.length - 1] as string));
     assert.deepEqual(plain(await storage.load()), plain(model));
     await storage.close();
-    const reopened = await FileStorage.open(dir, { segmentBytesMax: 150 });
+    const reopened = await openStorage(dir, { segmentBytesMax: 150 });
     assert.deepEqual(plain(await reopened.load()), plain(model));
     await reopened.close();
   });
 
   it("keeps only the new segment after installing a leader's snapshot", async () => {
     const dir = await tempDir();
-    const storage = await FileStorage.open(dir, { segmentBytesMax: 100 });
+    const storage = await openStorage(dir, { segmentBytesMax: 100 });
     let model = EMPTY_STATE;
     for (let index = 1; index <= 10; index += 1) {
       await storage.append({ entries: [entry(index, 1)] });
@@ -246,14 +261,14 @@ describe("FileStorage segments and limits", () => {
     model = applyBatch(model, install);
     assert.equal((await segmentsOf(dir)).length, 1);
     await storage.close();
-    const reopened = await FileStorage.open(dir);
+    const reopened = await openStorage(dir);
     assert.deepEqual(plain(await reopened.load()), plain(model));
     await reopened.close();
   });
 
   it("refuses a record over recordBytesMax before writing anything", async () => {
     const dir = await tempDir();
-    const storage = await FileStorage.open(dir, { recordBytesMax: 100 });
+    const storage = await openStorage(dir, { recordBytesMax: 100 });
     await storage.append({ entries: [entry(1, 1)] });
     const sizes = await Promise.all((await segmentsOf(dir)).map(async (name) => (await stat(join(dir, name))).size));
     const big = { index: 2, term: 1, type: "normal" as const, data: new Uint8Array(200) };
@@ -310,13 +325,13 @@ describe("FileStorage damage property", () => {
         const isLast = file === names.length - 1;
         const tailRecord = hit === records[records.length - 1];
         if (isLast && (cut || tailRecord)) {
-          const storage = await FileStorage.open(dir);
+          const storage = await openStorage(dir);
           assert.deepEqual(plain(await storage.load()), plain(models[hit.batchesBefore] as RestoredState));
           await storage.close();
         } else {
           await expectCorrupt(dir, name, hit.offset);
           assert.notEqual(await FileStorage.repair(dir), null);
-          const storage = await FileStorage.open(dir);
+          const storage = await openStorage(dir);
           assert.deepEqual(plain(await storage.load()), plain(models[hit.batchesBefore] as RestoredState));
           await storage.close();
         }

@@ -27,8 +27,12 @@ const fileStorages = new Map<string, FileStorage>();
 
 after(async () => {
   for (const [dir, storage] of fileStorages) {
-    await storage.close();
-    await rm(dir, { recursive: true, force: true });
+    // A storage that fails to close still has its directory removed.
+    try {
+      await storage.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   }
 });
 

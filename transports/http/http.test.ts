@@ -4,7 +4,7 @@ import { describe, it } from "node:test";
 import { Client } from "undici";
 import { TransportError } from "../../lib/errors.ts";
 import { encodeFrame, makeHello } from "../frame.ts";
-import { describeTransportConformance, type RawInput, type StalledPeer } from "../conformance.ts";
+import { SUITE_MS_MAX, WAIT_MS_MAX, describeTransportConformance, type RawInput, type StalledPeer } from "../conformance.ts";
 import { formatAddress } from "../network.ts";
 import type { Transport } from "../transport.ts";
 import { HTTP_PATH, createHttpTransport, helloFromHeaders, helloHeaders } from "./http.ts";
@@ -17,9 +17,18 @@ describeTransportConformance("http", () => ({
   stalledPeer,
 }));
 
+/**
+ * A client for one test request. Its timeouts are bounded (undici's default is five minutes), so
+ * that a transport that never answers fails the test instead of holding it; generous, because the
+ * machine may be busy.
+ */
+function testClient(target: Transport): Client {
+  return new Client(`http://${target.address() ?? ""}`, { headersTimeout: WAIT_MS_MAX, bodyTimeout: WAIT_MS_MAX, connectTimeout: WAIT_MS_MAX });
+}
+
 /** POSTs the bytes to `target` with the hello's headers (none without one) and reads the answer. */
 async function sendRaw(target: Transport, input: RawInput): Promise<void> {
-  const client = new Client(`http://${target.address() ?? ""}`);
+  const client = testClient(target);
   try {
     const response = await client.request({
       method: "POST",
@@ -53,12 +62,12 @@ async function stalledPeer(): Promise<StalledPeer> {
   };
 }
 
-describe("HTTP transport", () => {
+describe("HTTP transport", { timeout: SUITE_MS_MAX }, () => {
   const options = { clusterId: "http", listen: "127.0.0.1:0", reconnectMsMin: 5, reconnectMsMax: 50 } as const;
   const handler = { onMessage: () => {}, onPayload: () => {} };
 
   async function post(target: Transport, path: string, headers: Record<string, string>, body: Uint8Array): Promise<number> {
-    const client = new Client(`http://${target.address() ?? ""}`);
+    const client = testClient(target);
     try {
       const response = await client.request({ method: "POST", path, headers, body: Buffer.from(body) });
       await response.body.dump();
