@@ -160,10 +160,8 @@ export const ackBeforePersist: Mutation = {
   name: "ack-before-persist",
   description: "the Ready loop sends a follower's acknowledgements and votes before its persist completes",
   install() {
-    const prototype = Node.prototype;
-    const handleReady = originalOf<(this: unknown, rd: Ready) => Promise<void>>(prototype, "handleReady");
-    return patch(prototype, "handleReady", function sendFirst(this: unknown, rd: Ready) {
-      return handleReady.call(this, rd.sendBeforePersist ? rd : { ...rd, sendBeforePersist: true });
+    return patch(Node.prototype, "sendsBeforePersist", function always(): boolean {
+      return true;
     });
   },
 };
@@ -221,7 +219,9 @@ interface LeaderInternals {
   readonly proposedExpires: Set<WorkerId>;
   readonly proposedHandoffs: Set<string>;
   readonly machine: { readonly table: PlacementTable };
+  timer: (() => void) | null;
   now(): number;
+  arm(): void;
   requireLeader(): void;
 }
 
@@ -237,8 +237,14 @@ export const leaderSkipsElectionWait: Mutation = {
     return patch(PlacementLeader.prototype, "onRole", function noWait(this: LeaderInternals, leading: boolean) {
       this.proposedExpires.clear();
       this.proposedHandoffs.clear();
-      if (leading && !this.tracker.isLeading()) this.tracker.onElected(this.now() - this.tracker.expiryDelayMs());
-      else if (!leading) this.tracker.onSteppedDown();
+      if (leading && !this.tracker.isLeading()) {
+        this.tracker.onElected(this.now() - this.tracker.expiryDelayMs());
+        this.arm();
+      } else if (!leading) {
+        this.tracker.onSteppedDown();
+        this.timer?.();
+        this.timer = null;
+      }
     });
   },
 };

@@ -172,7 +172,7 @@ export class SimMember {
   }
 
   private onReady(rd: Ready): void {
-    const before = { ...this.view };
+    const before = rd.softState === undefined ? this.view : { ...this.view };
     if (rd.snapshot !== undefined) {
       this.view.log = this.hooks.committedPrefix(rd.snapshot.index);
       this.view.applied = rd.snapshot.index;

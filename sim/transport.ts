@@ -93,28 +93,31 @@ export class SimWire {
     this.send(from, to, refused === undefined ? { kind: "call", label, run } : { kind: "call", label, run, refused });
   }
 
-  private arrive(id: number, from: string, to: string, parcel: Parcel): void {
-    if (this.network.isBlocked(from, to)) return this.hooks.dropped(id, "partition");
+  /** Delivers a parcel that reached `to`; returns whether any code of a process ran. */
+  private arrive(id: number, from: string, to: string, parcel: Parcel): boolean {
+    if (this.network.isBlocked(from, to)) {
+      this.hooks.dropped(id, "partition");
+      return false;
+    }
     const process = this.processes.get(to);
     if (parcel.kind === "call") {
       if (process === undefined || !process.up) {
         this.hooks.dropped(id, "crashed");
         const refused = parcel.refused;
         if (refused !== undefined) this.call(to, from, "refused", refused);
-        return;
+        return false;
       }
-      const generation = process.generation;
-      process.run(generation, () => {
+      return process.run(process.generation, () => {
         this.hooks.delivered(id, to, parcel);
         parcel.run();
       });
-      return;
     }
     const target = this.handlers.get(to);
     if (process === undefined || !process.up || target === undefined || target.generation !== process.generation) {
-      return this.hooks.dropped(id, "crashed");
+      this.hooks.dropped(id, "crashed");
+      return false;
     }
-    process.run(target.generation, () => {
+    return process.run(target.generation, () => {
       // The incarnation may have ended, or detached, while the parcel waited out a pause.
       if (this.handlers.get(to) !== target) return this.hooks.dropped(id, "crashed");
       this.hooks.delivered(id, to, parcel);

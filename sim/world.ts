@@ -17,8 +17,12 @@ import type { Cancel, Clock } from "../lib/ports/clock.ts";
 import type { SimClock } from "./clock.ts";
 import { EventQueue } from "./event-queue.ts";
 
-/** One event: a function run at its time. */
-type SimEvent = () => void;
+/**
+ * One event: a function run at its time. It returns `false` when it turned out to run nothing (a
+ * cancelled timer, a message for an incarnation that ended): no microtask can have been queued,
+ * so the scheduler need not yield before the next event.
+ */
+export type SimEvent = () => boolean | void;
 
 /**
  * Yields to a macrotask, so that every microtask queued so far (and those they queue) runs first.
@@ -90,7 +94,7 @@ export class Scheduler {
       if (next === undefined) break;
       this.now = next.time;
       this.events += 1;
-      next.event();
+      if (next.event() === false) continue;
       await this.gate.pass();
       this.afterEvent?.();
       if (stop?.()) return;
@@ -151,14 +155,15 @@ export class SimProcess {
    * Runs `fn` in incarnation `generation` of this process: now, or when its pause ends; never if
    * that incarnation ended.
    */
-  run(generation: number, fn: () => void): void {
-    if (!this.up || this.generation !== generation) return;
+  run(generation: number, fn: () => void): boolean {
+    if (!this.up || this.generation !== generation) return false;
     if (this.paused()) {
       this.scheduler.at(this.pausedUntilUs, () => this.run(generation, fn));
-      return;
+      return false;
     }
     this.onRan(this);
     fn();
+    return true;
   }
 
   /** Schedules `fn` in the current incarnation after `delayUs` of true time. */
@@ -188,9 +193,7 @@ class ProcessClock implements Clock {
   after(ms: number, fn: () => void): Cancel {
     let cancelled = false;
     const delayUs = this.process.clock.trueDuration(Math.max(0, ms) * 1000);
-    this.scheduler.at(this.scheduler.now + delayUs, () => {
-      if (!cancelled) this.process.run(this.generation, fn);
-    });
+    this.scheduler.at(this.scheduler.now + delayUs, () => !cancelled && this.process.run(this.generation, fn));
     return () => {
       cancelled = true;
     };

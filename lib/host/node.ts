@@ -654,10 +654,14 @@ export class Node<Result> implements OrreryNode<Result> {
 
   private onTimer(): void {
     if (this.tickScheduled) return;
-    // Ticks are delivered after the I/O already waiting: after a stall, the messages that queued
-    // up meanwhile (followers' acknowledgements among them) are stepped before the lost time is
-    // counted, so a busy leader does not count an election timeout without a quorum it has in
-    // fact heard from.
+    // After a stall (more than one tick is due), ticks are delivered after the I/O already
+    // waiting: the messages that queued up meanwhile (followers' acknowledgements among them) are
+    // stepped before the lost time is counted, so a busy leader does not count an election
+    // timeout without a quorum it has in fact heard from. On time, one tick goes at once.
+    if (this.clock.now() - this.lastTickAt < 2 * this.config.tickMs) {
+      this.deliverTicks();
+      return;
+    }
     this.tickScheduled = true;
     this.clock.defer(() => this.deliverTicks());
   }
@@ -729,11 +733,17 @@ export class Node<Result> implements OrreryNode<Result> {
     try {
       while (this.failure === null && this.raft.hasReady()) {
         const rd = this.raft.ready();
-        await this.handleReady(rd);
+        const early = this.sendsBeforePersist(rd);
+        // Awaited only when the storage is still writing: a Ready with nothing to make durable,
+        // or a storage that writes at once, costs no turn of the microtask queue.
+        const persisting = this.handleReady(rd, early);
+        if (persisting !== null) await persisting;
         if (this.failure !== null) break;
+        this.afterPersist(rd, early);
         this.raft.advance(rd);
         this.afterAdvance(rd);
-        await this.maybeSnapshot();
+        const snapshotting = this.maybeSnapshot();
+        if (snapshotting !== null) await snapshotting;
       }
     } catch (error) {
       this.fail(error);
@@ -746,12 +756,26 @@ export class Node<Result> implements OrreryNode<Result> {
     if (this.failure === null && !this.closed && this.raft.hasReady()) this.schedule();
   }
 
-  private async handleReady(rd: Ready): Promise<void> {
+  /**
+   * Whether `rd`'s messages may leave before its write is durable. Only when the core says no
+   * message depends on it (a leader's appends and heartbeats, Raft thesis §10.2.1): a vote or an
+   * acknowledgement sent before its persist could be undone by a crash.
+   */
+  private sendsBeforePersist(rd: Ready): boolean {
+    return rd.sendBeforePersist;
+  }
+
+  /**
+   * The part of a Ready that needs no durability: messages that may go early, the write started,
+   * the snapshot installed and committed entries applied, reads noted. Returns the write in
+   * progress, or `null` when there is none to wait for.
+   */
+  private handleReady(rd: Ready, early: boolean): Promise<void> | null {
     this.observer?.ready?.(rd);
-    if (rd.sendBeforePersist) this.send(rd.messages);
+    if (early) this.send(rd.messages);
     const persisting = this.persist(rd);
-    // Awaited below; if applying throws first, the failure path must not also see an unhandled rejection.
-    persisting.catch(() => {});
+    // Awaited by the loop; if applying throws first, the failure path must not also see an unhandled rejection.
+    persisting?.catch(() => {});
     // Entries in `committed` are already durable on a quorum (the core counts this member's own
     // copy only after `advance`), so they are applied while this Ready's write is in progress:
     // proposals resolve one fsync earlier, and what their callers propose next joins the next batch.
@@ -762,9 +786,13 @@ export class Node<Result> implements OrreryNode<Result> {
     }
     for (const entry of rd.committed) this.applyEntry(entry);
     this.noteReadStates(rd);
-    await persisting;
+    return persisting;
+  }
+
+  /** Once the Ready's write is durable: the rest of its messages, and a change of leadership. */
+  private afterPersist(rd: Ready, early: boolean): void {
     this.observer?.persisted?.(rd);
-    if (!rd.sendBeforePersist) this.send(rd.messages);
+    if (!early) this.send(rd.messages);
     // A new term or vote is durable now: only then is a change of leadership reported.
     if (rd.softState !== undefined) this.onSoftState(rd.softState.leader, rd.softState.role);
   }
@@ -779,16 +807,23 @@ export class Node<Result> implements OrreryNode<Result> {
     }
   }
 
-  /** Makes the Ready's snapshot, hard state and entries durable (one write and fsync). */
-  private async persist(rd: Ready): Promise<void> {
-    if (rd.snapshot === undefined && rd.hardState === undefined && rd.entries.length === 0) return;
+  /**
+   * Makes the Ready's snapshot, hard state and entries durable (one write and fsync). Returns the
+   * write in progress, or `null` when nothing was to be written or the storage wrote it at once.
+   */
+  private persist(rd: Ready): Promise<void> | null {
+    if (rd.snapshot === undefined && rd.hardState === undefined && rd.entries.length === 0) return null;
     const started = this.clock.now();
-    await this.storage.append({
+    const written = this.storage.append({
       ...(rd.snapshot === undefined ? {} : { snapshot: rd.snapshot }),
       ...(rd.hardState === undefined ? {} : { hardState: rd.hardState }),
       entries: rd.entries,
     });
-    this.metricsOf.persisted(rd.entries.length, (this.clock.now() - started) / 1000);
+    if (written === undefined) {
+      this.metricsOf.persisted(rd.entries.length, (this.clock.now() - started) / 1000);
+      return null;
+    }
+    return written.then(() => this.metricsOf.persisted(rd.entries.length, (this.clock.now() - started) / 1000));
   }
 
   private afterAdvance(rd: Ready): void {
@@ -895,22 +930,30 @@ export class Node<Result> implements OrreryNode<Result> {
     this.schedule();
   }
 
-  private async maybeSnapshot(): Promise<void> {
+  /** Takes a snapshot once `snapshotEntries` were applied since the last; returns the save in progress, if any. */
+  private maybeSnapshot(): Promise<void> | null {
     const applied = this.raft.appliedIndex;
-    if (applied - this.lastSnapshotIndex < this.config.snapshotEntries) return;
+    if (applied - this.lastSnapshotIndex < this.config.snapshotEntries) return null;
     const started = this.clock.now();
     const snapshot = this.raft.compact(applied, encodeHostSnapshot(this.peers, this.machine.snapshot()));
     this.lastSnapshotIndex = applied;
-    if (snapshot === null) return;
-    await this.storage.saveSnapshot(snapshot);
-    this.metricsOf.snapshots.inc();
-    this.observer?.snapshotSaved?.(snapshot.index);
-    this.logger.info("took a snapshot", {
-      node: this.id,
-      index: snapshot.index,
-      bytes: snapshot.data.length,
-      ms: Math.round(this.clock.now() - started),
-    });
+    if (snapshot === null) return null;
+    const saved = () => {
+      this.metricsOf.snapshots.inc();
+      this.observer?.snapshotSaved?.(snapshot.index);
+      this.logger.info("took a snapshot", {
+        node: this.id,
+        index: snapshot.index,
+        bytes: snapshot.data.length,
+        ms: Math.round(this.clock.now() - started),
+      });
+    };
+    const saving = this.storage.saveSnapshot(snapshot);
+    if (saving === undefined) {
+      saved();
+      return null;
+    }
+    return saving.then(saved);
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -91,7 +91,6 @@ export class PlacementLeader {
     this.unsubscribeApplied = this.machine.subscribe((command, result) => this.onApplied(command, result));
     this.unsubscribe = this.node.onLeadershipChange(({ role }) => this.onRole(role === "leader"));
     this.onRole(this.node.leadership().leading);
-    this.arm();
   }
 
   /** Stops the timer and the subscriptions. */
@@ -104,10 +103,12 @@ export class PlacementLeader {
     this.tracker.onSteppedDown();
   }
 
+  /** The expiry timer runs only while this member leads: nothing else acts on it. */
   private arm(): void {
+    if (this.timer !== null || !this.started) return;
     this.timer = this.clock.after(this.tickMs, () => {
       this.timer = null;
-      if (!this.started) return;
+      if (!this.started || !this.tracker.isLeading()) return;
       this.arm();
       this.tick();
     });
@@ -170,7 +171,12 @@ export class PlacementLeader {
     if (leading && !this.tracker.isLeading()) {
       this.tracker.onElected(this.now());
       this.logger.info("placement: leading; expiries wait L(1+rho) from now", { expiryDelayMs: this.expiryDelayMs() });
-    } else if (!leading) this.tracker.onSteppedDown();
+      this.arm();
+    } else if (!leading) {
+      this.tracker.onSteppedDown();
+      this.timer?.();
+      this.timer = null;
+    }
   }
 
   /** Keeps the tracker in step with what every member applies (only the leader's acts on it). */
