@@ -299,15 +299,16 @@ export async function withMutation<T>(mutation: Mutation, body: () => Promise<T>
 }
 
 /**
- * A corner of the swarm's option space where the current-term commit rule matters; every value is
- * one the swarm itself can draw, and `seed` still draws the network, clocks, disk and the rest.
+ * A corner of the option space where the current-term commit rule matters. `seed` still draws the
+ * network, clocks, disk and the rest; the flow-control limits go below the swarm's (whose failover
+ * and liveness bounds assume a leader can keep up with its clients).
  *
  * The rule only makes a difference when a new leader's majority has acknowledged an older term's
  * entries but not yet the leader's own: Figure 8 of the Raft paper. That takes a member that lags
- * far behind (crashes, and eight busy clients to build a backlog), catching up over many round
- * trips (256-byte messages, two in flight), while a bridge partition lets two leaders that cannot
- * hear each other take turns winning its vote, and check-quorum off lets a cut-off leader keep
- * accepting proposals. Lease reads need check-quorum, so a seed that drew them reads by ReadIndex.
+ * far behind (crashes, and eight busy clients to build a backlog), catching up over a round trip
+ * per entry (one entry per message, one message in flight), while a bridge partition lets two
+ * leaders that cannot hear each other take turns winning its vote, and check-quorum off lets a
+ * cut-off leader keep accepting proposals. Lease reads need check-quorum, so a seed that drew them reads by ReadIndex.
  */
 export function figureEightOptions(seed: number, safetyTicks: number): SimOptions {
   const drawn = drawOptions(seed, { members: 3, safetyTicks });
@@ -315,8 +316,8 @@ export function figureEightOptions(seed: number, safetyTicks: number): SimOption
     ...drawn,
     checkQuorum: false,
     reads: drawn.reads === "lease" ? "readIndex" : drawn.reads,
-    messageBytesMax: 256,
-    inflightMessagesMax: 2,
+    messageBytesMax: 1,
+    inflightMessagesMax: 1,
     partitions: { ...drawn.partitions, enabled: true, kinds: ["bridge"], meanIntervalMs: 1000, durationMsMax: 2000 },
     crashes: { ...drawn.crashes, enabled: true, meanIntervalMs: 2000, downMsMax: 2000 },
     workload: { ...drawn.workload, clients: 8, thinkMs: 5 },

@@ -264,6 +264,12 @@ export class Faults {
    * A follower is cut off for several election timeouts while nothing else goes wrong (no loss,
    * no other fault), then rejoins. With PreVote it never raised its term, so the leader a quorum
    * follows must still lead, in the same term, several election timeouts later.
+   *
+   * Without CheckQuorum a follower grants a pre-vote to any candidate whose log is at least as up
+   * to date as its own, however recently it heard from its leader (the core follows etcd here:
+   * the recent-leader test is CheckQuorum's). A majority may lag as far as the member that was cut
+   * off (one entry per round trip to a slow follower), and then the member can win: PreVote
+   * promises nothing in that case, so only a rejoin it cannot win is checked.
    */
   private rejoin(): void {
     const sim = this.sim;
@@ -284,11 +290,40 @@ export class Faults {
       // PreVote promises nothing about a term the member raised before it was cut off (a
       // transfer's campaign skips pre-vote): only a rejoin at no higher term than the leader's counts.
       const now = sim.currentLeader();
-      if (now !== undefined && member.up && member.view.term <= now.view.term) sim.watchRejoin(member.id, now, windowUs);
+      if (
+        now !== undefined &&
+        member.up &&
+        member.view.term <= now.view.term &&
+        (sim.options.checkQuorum || !canWinPreVote(member, votersOf(sim, now)))
+      ) {
+        sim.watchRejoin(member.id, now, windowUs);
+      }
       sim.scheduler.at(sim.now + windowUs, () => {
         if (sim.phase === "safety") sim.network.options = saved;
         sim.quiet = false;
       });
     });
   }
+}
+
+/** The members `leader`'s configuration counts votes from. */
+function votersOf(sim: SimulationContext, leader: SimMember): SimMember[] {
+  const voters = leader.node?.status().config.voters ?? [];
+  return sim.activeMembers().filter((m) => voters.includes(m.id));
+}
+
+/**
+ * Whether `candidate` could gather a majority of pre-votes from `voters` on log comparison alone:
+ * the voters whose log is no more up to date than its own (itself included) are a majority.
+ */
+function canWinPreVote(candidate: SimMember, voters: readonly SimMember[]): boolean {
+  const last = (m: SimMember) => m.view.log[m.view.log.length - 1];
+  const mine = last(candidate);
+  const grants = voters.filter((m) => {
+    const theirs = last(m);
+    if (theirs === undefined) return true;
+    if (mine === undefined) return false;
+    return theirs.term < mine.term || (theirs.term === mine.term && theirs.index <= mine.index);
+  });
+  return grants.length * 2 > voters.length;
 }
