@@ -148,15 +148,25 @@ export class SimMember {
       void createNode<unknown>({ ...common, stateMachine: kv }).then((node) => {
         if (!live()) return;
         this.kv = kv;
-        this.node = node;
+        this.attach(node);
       }, (error: unknown) => live() && this.hooks.failed(this, error as Error));
     } else {
       void createPlacementMember({ ...common, ...placement }).then((member) => {
         if (!live()) return;
         this.placement = member;
-        this.node = member.node as OrreryNode<unknown>;
+        this.attach(member.node as OrreryNode<unknown>);
       }, (error: unknown) => live() && this.hooks.failed(this, error as Error));
     }
+  }
+
+  /**
+   * The incarnation's host is running. Its commit index may exceed the hard state's on disk: a
+   * commit index alone is written without an fsync, but a snapshot taken after it stands for
+   * committed entries, and the core restores its commit index to at least the snapshot's.
+   */
+  private attach(node: OrreryNode<unknown>): void {
+    this.node = node;
+    this.view.commit = Math.max(this.view.commit, node.status().commit);
   }
 
   /** The disk as this incarnation's storage: fsyncs take simulated time; a dead incarnation writes nothing. */

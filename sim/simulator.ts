@@ -822,7 +822,14 @@ class Simulation {
       if (leaderAt !== null && opsDoneAt !== null && this.converged()) convergedAt = this.now;
       if (settledAt === null && convergedAt !== null && this.placementSettled()) settledAt = this.now;
     }
-    for (const v of checkLiveness({ healedAt, boundUs, leaderAt, opsDoneAt, convergedAt })) this.violate(v);
+    const membersAtEnd = this.activeMembers()
+      .map((m) => {
+        const last = m.view.log[m.view.log.length - 1];
+        const state = m.up ? `${m.view.role} term ${m.view.term}, last ${last?.index ?? 0}/${last?.term ?? 0}, commit ${m.view.commit}, applied ${m.view.applied}` : "down";
+        return `${m.id} ${state}${m.up && this.fingerprint(m) !== this.fingerprint(this.activeMembers()[0] as SimMember) ? ", other state" : ""}`;
+      })
+      .join("; ");
+    for (const v of checkLiveness({ healedAt, boundUs, leaderAt, opsDoneAt, convergedAt, membersAtEnd })) this.violate(v);
     this.failover.check(this.now);
     if (this.options.workers.enabled) this.checkPlacementSettled(settledAt);
   }

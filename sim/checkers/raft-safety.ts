@@ -233,6 +233,8 @@ export interface LivenessObservation {
   readonly opsDoneAt: number | null;
   /** When every member had applied the same entries (and held the same state), or `null`. */
   readonly convergedAt: number | null;
+  /** What each member held at the end (role, commit, applied), to say why it did not converge. */
+  readonly membersAtEnd?: string;
 }
 
 /** The liveness bound: after healing, a leader, completed operations and convergence in time. */
@@ -253,5 +255,7 @@ export function checkLiveness(observation: LivenessObservation): Violation[] {
     late("a leader known to all members", observation.leaderAt),
     late("completion of every pending client operation", observation.opsDoneAt),
     late("convergence of every member's applied state", observation.convergedAt),
-  ].filter((v): v is Violation => v !== null);
+  ]
+    .filter((v): v is Violation => v !== null)
+    .map((v) => (observation.membersAtEnd === undefined ? v : { ...v, message: `${v.message}; at the end: ${observation.membersAtEnd}` }));
 }
