@@ -37,6 +37,7 @@ export const LAYERS: readonly Layer[] = [
       "lib/testing.ts",
       "lib/source-scan.ts",
       "lib/free-ports.ts",
+      "lib/host/testing.ts",
       "lib/raft/testing.ts",
       "lib/raft/transcript.ts",
       "lib/storage/conformance.ts",

@@ -11,6 +11,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePorts } from "../../lib/free-ports.ts";
+import { sleep, withDeadline } from "../deadline.ts";
+
+export { sleep };
 
 const BIN = fileURLToPath(new URL("../../cli/bin.mjs", import.meta.url));
 
@@ -199,11 +202,6 @@ export class ProcessCluster {
   }
 }
 
-/** Waits `ms` milliseconds: a poll interval, never a way to wait for something to happen. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 /** Polls `done` every 50 ms until it holds; throws naming `what` (and `details()`) after `timeoutMs`. */
 export async function waitUntil(
   what: string,
@@ -215,17 +213,5 @@ export async function waitUntil(
   while (!(await done())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${options.details?.() ?? ""}`);
     await sleep(50);
-  }
-}
-
-async function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no exit within ${ms} ms`)), ms))),
-    ]);
-  } finally {
-    clearTimeout(timer);
   }
 }

@@ -22,6 +22,7 @@ import { NotLeaderError, OrreryError, ProposalDroppedError } from "../../lib/err
 import type { OrreryNode } from "../../lib/host/node.ts";
 import type { Logger } from "../../lib/logger.ts";
 import { silentLogger } from "../../lib/logger.ts";
+import { readBodyWithin } from "../../lib/runtime/http-body.ts";
 import { encodeKvCommand, isKey, type KvCommand, type KvResult, type KvStore } from "./store.ts";
 
 /** The largest request body accepted, in bytes (a value plus JSON framing). */
@@ -194,24 +195,10 @@ function sendError(options: KvServiceOptions, res: ServerResponse, error: unknow
 
 /** Reads the body as UTF-8, or answers 413 and returns null when it is over the limit. */
 async function readBody(req: IncomingMessage, res: ServerResponse): Promise<string | null> {
-  const declared = Number(req.headers["content-length"] ?? 0);
-  if (declared > BODY_BYTES_MAX) {
-    sendJson(res, 413, { error: "too-large", message: `bodies are limited to ${BODY_BYTES_MAX} bytes` });
-    req.resume();
-    return null;
-  }
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    total += chunk.length;
-    if (total > BODY_BYTES_MAX) {
-      sendJson(res, 413, { error: "too-large", message: `bodies are limited to ${BODY_BYTES_MAX} bytes` });
-      req.destroy();
-      return null;
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString("utf8");
+  const body = await readBodyWithin(req, BODY_BYTES_MAX, () =>
+    sendJson(res, 413, { error: "too-large", message: `bodies are limited to ${BODY_BYTES_MAX} bytes` }),
+  );
+  return body === null ? null : body.toString("utf8");
 }
 
 function parseCas(body: string): { expected: string | null; value: string | null } | null {

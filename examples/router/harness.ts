@@ -13,6 +13,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePorts } from "../../lib/free-ports.ts";
+import { sleep, withDeadline } from "../deadline.ts";
+
+export { sleep };
 
 const BIN = fileURLToPath(new URL("../../cli/bin.mjs", import.meta.url));
 
@@ -330,22 +333,5 @@ export class RouterCluster {
       await sleep(50);
     }
     throw new Error(`${member.name} was not ready within ${PROCESS_START_MS_MAX} ms\n${member.log.slice(-4000)}`);
-  }
-}
-
-/** Resolves after `ms`: a poll interval or a documented gap, never a way to wait for something to happen. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no exit within ${ms} ms`)), ms))),
-    ]);
-  } finally {
-    clearTimeout(timer);
   }
 }

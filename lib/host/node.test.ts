@@ -11,24 +11,8 @@ import { ClosedError, ConfigError, NotLeaderError, ProposalDroppedError, Storage
 import { sleep } from "../ports/clock.ts";
 import type { Storage } from "../ports/storage.ts";
 import { createNode, type OrreryNode } from "./node.ts";
-import type { NodeOptions, StateMachine } from "./options.ts";
-
-/** A state machine that appends strings to a list; a command's result is the list's new length. */
-class ListMachine implements StateMachine<number> {
-  items: string[] = [];
-  apply(command: Uint8Array): number {
-    this.items.push(new TextDecoder().decode(command));
-    return this.items.length;
-  }
-  snapshot(): Uint8Array {
-    return new TextEncoder().encode(JSON.stringify(this.items));
-  }
-  restore(data: Uint8Array): void {
-    this.items = JSON.parse(new TextDecoder().decode(data)) as string[];
-  }
-}
-
-const text = (s: string) => new TextEncoder().encode(s);
+import type { NodeOptions } from "./options.ts";
+import { ListMachine, text } from "./testing.ts";
 
 /** Ticks of 10 ms, election timeouts of 100–200 ms, heartbeats every 10 ms. */
 const FAST = { tickMs: 10, raft: { electionTicks: 10, heartbeatTicks: 1 } } as const;
@@ -98,6 +82,19 @@ class Cluster {
     return [...this.members.values()].find((m) => m !== leader && !m.node.status().closed) as Member;
   }
 
+  /** Cuts `member` off from every other member, both ways. */
+  cutOff(member: Member): void {
+    for (const id of this.ids) if (id !== member.node.id) this.world.cut(member.node.id, id);
+  }
+
+  /** Starts every member with check-quorum off (a cut-off leader keeps leading), and cuts the leader off. */
+  async startWithLeaderCutOff(extra: Partial<NodeOptions<number>> = {}): Promise<Member> {
+    await this.start({ raft: { electionTicks: 10, heartbeatTicks: 1, checkQuorum: false }, ...extra });
+    const leader = await this.leader();
+    this.cutOff(leader);
+    return leader;
+  }
+
   /** Runs the world until `promise` settles (within `withinMs` of simulated time). */
   settle<T>(promise: Promise<T>, withinMs = 5_000): Promise<T> {
     return this.world.settle(promise, withinMs);
@@ -149,7 +146,7 @@ describe("createNode", () => {
       const leader = await cluster.leader();
       const follower = await cluster.follower();
       // Cut the follower off until it forgets the leader, then propose there and heal.
-      for (const id of cluster.ids) if (id !== follower.node.id) cluster.world.cut(follower.node.id, id);
+      cluster.cutOff(follower);
       await cluster.world.until(() => follower.node.status().leader === null, 2_000, "the follower forgets the leader");
       const held = follower.node.propose(text("held"), { timeoutMs: 3_000 });
       await cluster.world.advance(200);
@@ -186,9 +183,7 @@ describe("createNode", () => {
 
   it("times out a proposal on a leader cut off from its followers, naming the call's own timeout", () =>
     withCluster(["n1", "n2", "n3"], async (cluster) => {
-      await cluster.start({ raft: { electionTicks: 10, heartbeatTicks: 1, checkQuorum: false }, closeTransferMs: 100 });
-      const leader = await cluster.leader();
-      for (const id of cluster.ids) if (id !== leader.node.id) cluster.world.cut(leader.node.id, id);
+      const leader = await cluster.startWithLeaderCutOff({ closeTransferMs: 100 });
       const started = cluster.world.nowMs;
       await assert.rejects(cluster.settle(leader.node.propose(text("lost"), { timeoutMs: 100 })), (e: unknown) => {
         assert.ok(TimeoutError.is(e));
@@ -202,9 +197,7 @@ describe("createNode", () => {
 
   it("times out each proposal at its own deadline, a shorter one after longer ones included", () =>
     withCluster(["n1", "n2", "n3"], async (cluster) => {
-      await cluster.start({ raft: { electionTicks: 10, heartbeatTicks: 1, checkQuorum: false } });
-      const leader = await cluster.leader();
-      for (const id of cluster.ids) if (id !== leader.node.id) cluster.world.cut(leader.node.id, id);
+      const leader = await cluster.startWithLeaderCutOff();
       const started = cluster.world.nowMs;
       const settledAt = new Map<number, number>();
       const calls = [5_000, 4_000, 1_000, 3_000].map((timeoutMs) =>
@@ -223,9 +216,7 @@ describe("createNode", () => {
 
   it("times out each read at its own deadline", () =>
     withCluster(["n1", "n2", "n3"], async (cluster) => {
-      await cluster.start({ raft: { electionTicks: 10, heartbeatTicks: 1, checkQuorum: false } });
-      const leader = await cluster.leader();
-      for (const id of cluster.ids) if (id !== leader.node.id) cluster.world.cut(leader.node.id, id);
+      const leader = await cluster.startWithLeaderCutOff();
       const started = cluster.world.nowMs;
       const settledAt = new Map<number, number>();
       const reads = [3_000, 500].map((timeoutMs) =>
@@ -244,7 +235,7 @@ describe("createNode", () => {
     withCluster(["n1", "n2", "n3"], async (cluster) => {
       await cluster.start({ proposalTimeoutMs: 10_000 });
       const old = await cluster.leader();
-      for (const id of cluster.ids) if (id !== old.node.id) cluster.world.cut(old.node.id, id);
+      cluster.cutOff(old);
       const doomed = old.node.propose(text("doomed"));
       doomed.catch(() => {});
       let fresh: Member | undefined;

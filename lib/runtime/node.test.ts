@@ -11,27 +11,12 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { MemoryNetwork } from "../../transports/memory/memory.ts";
 import type { OrreryNode } from "../host/node.ts";
-import type { StateMachine } from "../host/options.ts";
+import { ListMachine, text } from "../host/testing.ts";
 import type { Storage } from "../ports/storage.ts";
 import { FileStorage } from "../storage/file.ts";
 import { MemoryStorage } from "../storage/memory.ts";
 import { createNode } from "./node.ts";
 
-class ListMachine implements StateMachine<number> {
-  items: string[] = [];
-  apply(command: Uint8Array): number {
-    this.items.push(new TextDecoder().decode(command));
-    return this.items.length;
-  }
-  snapshot(): Uint8Array {
-    return new TextEncoder().encode(JSON.stringify(this.items));
-  }
-  restore(data: Uint8Array): void {
-    this.items = JSON.parse(new TextDecoder().decode(data)) as string[];
-  }
-}
-
-const text = (s: string) => new TextEncoder().encode(s);
 const IDS = ["n1", "n2", "n3"];
 const MEMBERS = Object.fromEntries(IDS.map((id) => [id, id]));
 

@@ -12,6 +12,7 @@ import { startWorkerAgent, type ServeResult, type WorkerAgent, type WorkerAgentO
 import type { ResourceKey, WorkerId } from "../placement/types.ts";
 import type { Clock } from "../ports/clock.ts";
 import { nodeClock } from "./clock.ts";
+import { readBodyWithin } from "./http-body.ts";
 
 /** The largest routed request body a worker reads, by default (1 MiB). */
 export const WORKER_BODY_BYTES_MAX_DEFAULT = 1024 * 1024;
@@ -109,11 +110,10 @@ async function serve(agent: WorkerAgent, bodyBytesMax: number, req: IncomingMess
     req.resume();
     return;
   }
-  const body = await readBody(req, bodyBytesMax);
-  if (body === null) {
-    answerJson(res, 413, { error: "too-large", message: `bodies are limited to ${bodyBytesMax} bytes` });
-    return;
-  }
+  const body = await readBodyWithin(req, bodyBytesMax, () =>
+    answerJson(res, 413, { error: "too-large", message: `bodies are limited to ${bodyBytesMax} bytes` }),
+  );
+  if (body === null) return;
   const clientGone = new AbortController();
   res.once("close", () => {
     if (!res.writableFinished) clientGone.abort();
@@ -183,26 +183,6 @@ function answerJson(res: ServerResponse, status: number, body: unknown): void {
 function header(req: IncomingMessage, name: string): string | undefined {
   const value = req.headers[name];
   return Array.isArray(value) ? value[0] : value;
-}
-
-/** Reads the body, or `null` (and stops reading) once it passes `limit` bytes. */
-async function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array | null> {
-  const declared = Number(req.headers["content-length"] ?? 0);
-  if (declared > limit) {
-    req.resume();
-    return null;
-  }
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    total += chunk.length;
-    if (total > limit) {
-      req.destroy();
-      return null;
-    }
-    chunks.push(chunk);
-  }
-  return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
 }
 
 function hostOf(address: string): string {
