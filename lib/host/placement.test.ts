@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { SimHarness } from "../../sim/harness.ts";
+import { ClosedError, TimeoutError } from "../errors.ts";
 import { encodePlacementCommand } from "../placement/commands.ts";
 import type { PlacementResult } from "../placement/table.ts";
 import { routeRequest, type AttemptResult } from "./gateway-routing.ts";
@@ -184,6 +185,56 @@ describe("placement in simulated time", () => {
       assert.deepEqual(failures, []);
       assert.ok(served > paths.length, `requests were served during the move (${served})`);
       for (const path of paths) assert.match((await p.request("m2", path)).body, /^w2:/);
+    }));
+
+  it("aborts a handler's signal at handleTimeoutMs, or when the client goes away, and answers accordingly", () =>
+    withPlacement(async (p) => {
+      const reasons: unknown[] = [];
+      const w1 = await p.worker("w1", {
+        handleTimeoutMs: 300,
+        // Gives up when its signal aborts, with the signal's reason; with ?late it asks for the
+        // signal only after the timeout, to show that an abort before the ask is kept.
+        handle: (request, context) =>
+          new Promise((_resolve, reject) => {
+            const giveUp = (signal: AbortSignal) => {
+              reasons.push(signal.reason);
+              reject(signal.reason);
+            };
+            const listen = () => {
+              const signal = context.signal;
+              if (signal.aborted) giveUp(signal);
+              else signal.addEventListener("abort", () => giveUp(signal));
+            };
+            if (request.query === "late") p.world.clock(workerPeerId("w1")).after(500, listen);
+            else listen();
+          }),
+      });
+      const routed = await p.request("m1", "/db/slow");
+      assert.equal(routed.body, "timeout", "the first request waited out the handler's timeout");
+      const epoch = w1.owned()[0]?.epoch as number;
+      const request = (query: string) => ({ method: "GET", url: "/db/slow", path: "/db/slow", query, headers: {}, body: new Uint8Array() });
+      const clock = p.world.clock(workerPeerId("w1"));
+
+      let started = clock.now();
+      const timedOut = await p.world.settle(w1.run(request(""), "/db/slow", epoch), 5_000);
+      assert.equal(timedOut.kind, "timeout");
+      assert.ok(clock.now() - started >= 300 && clock.now() - started <= 300 + 1, `timed out after ${clock.now() - started} ms`);
+      assert.ok(TimeoutError.is(reasons.at(-1)), "the signal's reason is the timeout");
+
+      // The timeout fires before the handler asks for its signal: the signal it gets is aborted.
+      const before = reasons.length;
+      assert.equal((await p.world.settle(w1.run(request("late"), "/db/slow", epoch), 5_000)).kind, "timeout");
+      assert.equal(reasons.length, before + 1, "the late handler gave up");
+      assert.ok(TimeoutError.is(reasons.at(-1)), "a signal asked for after the timeout starts out aborted");
+
+      const client = new AbortController();
+      started = clock.now();
+      const gone = w1.run(request(""), "/db/slow", epoch, client.signal);
+      await p.world.advance(100);
+      client.abort();
+      assert.equal((await p.world.settle(gone, 5_000)).kind, "failed");
+      assert.ok(ClosedError.is(reasons.at(-1)), "the signal's reason is the client going away");
+      assert.ok(clock.now() - started < 300, "aborted before the timeout");
     }));
 
   it("has a worker cut off from every member release its keys by the time its lease runs out", () =>

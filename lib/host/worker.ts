@@ -617,9 +617,17 @@ export class Agent implements WorkerAgent {
   }
 
   async run(request: WorkerRequest, key: ResourceKey, epoch: number, signal?: AbortSignal): Promise<ServeResult> {
-    const controller = new AbortController();
-    const cancelTimer = this.clock.after(this.handleTimeoutMs, () => controller.abort(new TimeoutError("handler", this.handleTimeoutMs)));
-    const onClientGone = () => controller.abort(new ClosedError("the client went away"));
+    // The handler's signal is made only if the handler asks for it (most never do): an abort that
+    // comes first is kept, and the signal starts out aborted with its reason.
+    let controller: AbortController | null = null;
+    let abortedBy: Error | null = null;
+    const abort = (reason: Error) => {
+      if (abortedBy !== null) return;
+      abortedBy = reason;
+      controller?.abort(reason);
+    };
+    const cancelTimer = this.clock.after(this.handleTimeoutMs, () => abort(new TimeoutError("handler", this.handleTimeoutMs)));
+    const onClientGone = () => abort(new ClosedError("the client went away"));
     signal?.addEventListener("abort", onClientGone, { once: true });
     const entry = this.inFlight.get(key) ?? { count: 0, idle: [] };
     entry.count += 1;
@@ -628,7 +636,13 @@ export class Agent implements WorkerAgent {
       const response = await this.options.handle(request, {
         key,
         epoch,
-        signal: controller.signal,
+        get signal(): AbortSignal {
+          if (controller === null) {
+            controller = new AbortController();
+            if (abortedBy !== null) controller.abort(abortedBy);
+          }
+          return controller.signal;
+        },
         stillOwned: () => this.servable(key, epoch),
       });
       this.counts.requestsServed += 1;
@@ -639,7 +653,7 @@ export class Agent implements WorkerAgent {
         return { kind: "refused", reason: "stale-epoch", message: error.message };
       }
       this.counts.requestsFailed += 1;
-      if (controller.signal.aborted && TimeoutError.is(controller.signal.reason)) {
+      if (abortedBy !== null && TimeoutError.is(abortedBy)) {
         return { kind: "timeout", message: `the handler took longer than ${this.handleTimeoutMs} ms` };
       }
       this.logger.error("a handler failed", { worker: this.id, key, error });
